@@ -1,0 +1,136 @@
+//! The HTTP surface: the middleware stack, the route table and the OpenAPI document.
+
+pub mod error;
+pub mod extract;
+pub mod observe;
+pub mod ops;
+pub mod request_id;
+pub mod security;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, web};
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+/// Route registration handle used by [`build_app_with`].
+pub use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::state::AppState;
+
+/// Where the OpenAPI document is served.
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "WhatPro Hub API",
+        description = "Multi-tenant companion service for Chatwoot. Every error uses the ErrorBody schema."
+    ),
+    components(schemas(error::ErrorBody))
+)]
+struct ApiDoc;
+
+/// Every documented route.
+fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(ops::healthz)
+        .service(ops::readyz)
+        .service(ops::metrics);
+}
+
+/// The OpenAPI document generated from the handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes)
+        .split_for_parts()
+        .1
+}
+
+/// The OpenAPI document as the pretty JSON committed in `docs/openapi.json`.
+pub fn openapi_json() -> String {
+    let mut text = openapi().to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// The whole application: routes, extractor configuration and the middleware stack. `main`
+/// and the tests use this same function.
+pub fn build_app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    build_app_with(state, |_| {})
+}
+
+/// [`build_app`] plus extra routes: tests use it to mount probe handlers behind the very same
+/// middleware and extractor configuration (`build_app` is this with no extra routes).
+pub fn build_app_with(
+    state: AppState,
+    extra_routes: impl FnOnce(&mut ServiceConfig),
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let limit = state.config.body_limit;
+    let policy = security::SecurityPolicy::from_config(&state.config);
+    let (app, api) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes)
+        .configure(extra_routes)
+        .split_for_parts();
+    let spec_json = api.to_pretty_json().unwrap_or_default();
+    let docs_html = utoipa_scalar::Scalar::new(api)
+        .title("WhatPro Hub API")
+        .to_html();
+
+    app.app_data(web::Data::new(state))
+        .app_data(web::Data::new(policy))
+        .app_data(extract::json_config(limit))
+        .app_data(extract::payload_config(limit))
+        .app_data(extract::path_config())
+        .app_data(extract::query_config())
+        .route(
+            OPENAPI_PATH,
+            web::get().to(move || {
+                let body = spec_json.clone();
+                async move {
+                    HttpResponse::Ok()
+                        .content_type("application/json")
+                        .body(body)
+                }
+            }),
+        )
+        .route(
+            "/docs",
+            web::get().to(move || {
+                let body = docs_html.clone();
+                async move {
+                    HttpResponse::Ok()
+                        .content_type("text/html; charset=utf-8")
+                        .body(body)
+                }
+            }),
+        )
+        .default_service(web::to(extract::fallback))
+        .wrap(from_fn(extract::reject_oversized))
+        .wrap(from_fn(security::cors))
+        .wrap(from_fn(observe::normalize_errors))
+        .wrap(from_fn(security::headers))
+        .wrap(from_fn(observe::access_log))
+        .wrap(from_fn(request_id::assign))
+}

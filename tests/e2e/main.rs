@@ -1,0 +1,11 @@
+//! End-to-end tests of the Hub: the real app (`build_app`, as `main` builds it) on a loopback
+//! port, its own PostgreSQL database per test, the Chatwoot simulator as Chatwoot.
+//! One test binary for the whole suite keeps link time down.
+
+mod cors;
+mod errors;
+mod headers;
+mod migrations;
+mod openapi;
+mod ops;
+mod probes;
