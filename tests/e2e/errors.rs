@@ -318,7 +318,7 @@ fn decode_body(body: &str) -> String {
             break;
         }
         out.push_str(&tail[..len]);
-        rest = &tail[len..].trim_start_matches("\r\n");
+        rest = tail[len..].trim_start_matches("\r\n");
     }
     out
 }

@@ -2,6 +2,12 @@
 //! port, its own PostgreSQL database per test, the Chatwoot simulator as Chatwoot.
 //! One test binary for the whole suite keeps link time down.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed step must fail the test loudly"
+)]
+
 mod cors;
 mod errors;
 mod headers;

@@ -108,10 +108,10 @@ async fn start_cluster(data_dir: &Path) -> Result<LocalCluster, StartupError> {
 fn dev_key(file: &Path, var: &str) -> Result<String, StartupError> {
     let text = std::fs::read_to_string(file).unwrap_or_default();
     let mut table: toml::Table = text.parse().unwrap_or_default();
-    if let Some(key) = table.get(var).and_then(|v| v.as_str()) {
-        if KeyRing::parse(key).is_ok() {
-            return Ok(key.to_owned());
-        }
+    if let Some(key) = table.get(var).and_then(|v| v.as_str())
+        && KeyRing::parse(key).is_ok()
+    {
+        return Ok(key.to_owned());
     }
     let key = KeyRing::generate()
         .map_err(|e| StartupError::Other(e.to_string()))?

@@ -1,4 +1,9 @@
 //! Black-box tests of the fake Chatwoot against the shared contract in /work/shared/chatwoot.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers outside #[test] functions"
+)]
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -1081,8 +1086,7 @@ fn signature_matches_the_shared_test_vector() {
         body.as_bytes(),
         expected
     ));
-    // The vector body is what rails_json produces for the same payload (keys are sorted
-    // here, so compare as values; the bytes are identical for key-sorted input).
+    // rails_json keeps the payload's content (key order follows serde_json's sorted maps).
     let parsed: Value = serde_json::from_str(body).unwrap();
     assert_eq!(
         serde_json::from_str::<Value>(&rails_json(&parsed)).unwrap(),
@@ -1259,4 +1263,16 @@ async fn sim_can_receive_its_own_webhooks() {
         &got.body,
         got.header("x-chatwoot-signature").unwrap()
     ));
+}
+
+#[test]
+#[should_panic(expected = "key sets differ")]
+fn key_comparison_catches_a_missing_nested_key() {
+    let example = shared_json("api/profile.json");
+    let mut broken = example.clone();
+    broken["accounts"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("custom_role");
+    assert_same_keys(&broken, &example, "profile");
 }

@@ -104,37 +104,29 @@ impl ApiError {
     }
 
     /// The error that stands for a bare status produced outside our handlers (e.g. by a
-    /// framework extractor), with a generic code for that status.
+    /// framework extractor), with a generic code for that status. 5xx other than 503 say only
+    /// "internal error".
     pub fn from_status(status: StatusCode, message: impl Into<String>) -> Self {
-        let (code, message) = match status.as_u16() {
-            400 => ("bad_request", message.into()),
-            401 => ("unauthenticated", message.into()),
-            403 => ("forbidden", message.into()),
-            404 => ("not_found", message.into()),
-            405 => ("method_not_allowed", message.into()),
-            406 => ("not_acceptable", message.into()),
-            408 => ("request_timeout", message.into()),
-            409 => ("conflict", message.into()),
-            411 => ("length_required", message.into()),
-            413 => ("payload_too_large", message.into()),
-            414 => ("uri_too_long", message.into()),
-            415 => ("unsupported_media_type", message.into()),
-            422 => ("validation_failed", message.into()),
-            429 => ("rate_limited", message.into()),
-            431 => ("headers_too_large", message.into()),
-            s if (400..500).contains(&s) => ("bad_request", message.into()),
-            503 => ("unavailable", message.into()),
-            _ => ("internal_error", "internal error".to_owned()),
+        let code = match status.as_u16() {
+            401 => "unauthenticated",
+            403 => "forbidden",
+            404 => "not_found",
+            405 => "method_not_allowed",
+            406 => "not_acceptable",
+            408 => "request_timeout",
+            409 => "conflict",
+            411 => "length_required",
+            413 => "payload_too_large",
+            414 => "uri_too_long",
+            415 => "unsupported_media_type",
+            422 => "validation_failed",
+            429 => "rate_limited",
+            431 => "headers_too_large",
+            503 => "unavailable",
+            s if (400..500).contains(&s) => "bad_request",
+            _ => return Self::internal(message.into()),
         };
-        let mut err = Self::new(status, code, message);
-        if status.is_server_error() {
-            err.message = if status == StatusCode::SERVICE_UNAVAILABLE {
-                err.message
-            } else {
-                "internal error".to_owned()
-            };
-        }
-        err
+        Self::new(status, code, message)
     }
 }
 
@@ -219,9 +211,9 @@ impl ResponseError for ApiError {
         };
         let mut response = HttpResponse::build(self.status).json(body);
         if let Some(secs) = self.retry_after_secs {
-            if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
