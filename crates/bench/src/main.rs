@@ -227,22 +227,20 @@ async fn run_scenarios(cli: &Cli, url: &str, servers: &mut Servers) -> AnyResult
         Some(hub.addr)
     };
 
-    let mut rows = Vec::new();
-    for sc in http_scenarios() {
-        let addr = match sc.target {
-            Target::Minimal => minimal_addr,
-            Target::Hub => match hub_addr {
-                Some(addr) => addr,
-                None => continue,
-            },
-        };
-        for &conns in &cli.connections {
-            rows.push(run_http(&sc, addr, conns, schedule).await?);
-        }
-    }
-
+    // Concurrency is the outer loop so that each row and the ceilings it is quoted against are
+    // measured close together in time (the machine's background load drifts).
+    let scenarios = http_scenarios();
     let pool = whatpro_db::build_pool(url, &whatpro_db::PoolSettings::default())?;
+    let mut rows = Vec::new();
     for &conns in &cli.connections {
+        for sc in &scenarios {
+            let addr = match (sc.target, hub_addr) {
+                (Target::Minimal, _) => minimal_addr,
+                (Target::Hub, Some(addr)) => addr,
+                (Target::Hub, None) => continue,
+            };
+            rows.push(run_http(sc, addr, conns, schedule).await?);
+        }
         let workers = vec![SelectOneWorker::new(pool.clone()); conns];
         let stats = loadgen::run(workers, schedule).await?;
         let row = Row {
@@ -259,6 +257,14 @@ async fn run_scenarios(cli: &Cli, url: &str, servers: &mut Servers) -> AnyResult
     }
     pool.close();
 
+    // Report grouped by scenario (in declaration order), then by concurrency.
+    let rank = |name: &str| {
+        scenarios
+            .iter()
+            .position(|sc| sc.name == name)
+            .unwrap_or(scenarios.len())
+    };
+    rows.sort_by_key(|row| rank(&row.scenario));
     attach_ratios(&mut rows);
     Ok(rows)
 }

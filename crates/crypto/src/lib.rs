@@ -1,7 +1,16 @@
-//! Cryptographic adapters of the Hub. For now: the PASETO `v4.local` key ring read from
-//! `HUB_TOKEN_KEYS` / `HUB_DATA_KEYS` (PASERK `k4.local` keys, the first one signs, every key
-//! is known by its PASERK `lid`). Token issuing and argon2id hashing build on it.
+//! Cryptographic adapters of the Hub.
+//!
+//! - [`KeyRing`]: PASETO `v4.local` keys from `HUB_TOKEN_KEYS` / `HUB_DATA_KEYS` (PASERK
+//!   `k4.local`, the first one encrypts, every key is known by its PASERK `lid`).
+//! - [`PasetoAccessTokens`]: the `whatpro_iam::AccessTokens` port — access tokens with a `kid`
+//!   footer, claims checked by our code against an injected time.
+//! - [`HubRefreshTokens`]: the `whatpro_iam::RefreshTokens` port — 256-bit refresh tokens
+//!   stored as SHA-256 hashes, keyed deterministic successors, and sealed Chatwoot credentials.
 
+mod access;
 mod keyring;
+mod refresh;
 
+pub use access::{ACCESS_AUDIENCE, ACCESS_TTL, ISSUER, PasetoAccessTokens};
 pub use keyring::{KeyRing, KeyRingError};
+pub use refresh::HubRefreshTokens;
