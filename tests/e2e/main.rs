@@ -11,7 +11,11 @@
 mod cors;
 mod errors;
 mod headers;
+mod iam;
+mod idor;
 mod migrations;
 mod openapi;
 mod ops;
 mod probes;
+mod support;
+mod tenancy;

@@ -154,6 +154,9 @@ pub struct Config {
     pub db_pool_size: usize,
     /// `HUB_WORKERS`: HTTP worker threads (default: one per core).
     pub workers: Option<usize>,
+    /// `HUB_TRUST_FORWARDED_FOR`: take the client IP from `X-Forwarded-For` (only behind a
+    /// proxy that sets it; otherwise clients could pick their own IP for rate limits).
+    pub trust_forwarded_for: bool,
 }
 
 /// Every variable the Hub reads, for the `whatpro.toml` key check and the docs.
@@ -186,6 +189,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "HUB_SHUTDOWN_TIMEOUT_SECS",
     "HUB_DB_POOL_SIZE",
     "HUB_WORKERS",
+    "HUB_TRUST_FORWARDED_FOR",
 ];
 
 /// Default Asaas endpoint (sandbox).
@@ -468,6 +472,7 @@ impl Config {
                 3600,
             )?),
             db_pool_size: number(src, "HUB_DB_POOL_SIZE", 16, 1, 1000)?,
+            trust_forwarded_for: boolean(src, "HUB_TRUST_FORWARDED_FOR", false)?,
             workers: src
                 .get("HUB_WORKERS")
                 .map(|_| number(src, "HUB_WORKERS", 1, 1, 1024))
@@ -627,6 +632,23 @@ mod tests {
             .require_for_serve()
             .unwrap_err();
         assert_eq!(err.var, "CHATWOOT_URL");
+        let key = KeyRing::generate().unwrap().to_paserk_list();
+        let base = [
+            ("DATABASE_URL", "postgres://x@127.0.0.1/db"),
+            ("CHATWOOT_URL", "http://cw.local"),
+        ];
+        let err = load(&base).unwrap().require_for_serve().unwrap_err();
+        assert_eq!(err.var, "HUB_TOKEN_KEYS");
+        let with_token = [base[0], base[1], ("HUB_TOKEN_KEYS", key.as_str())];
+        let err = load(&with_token).unwrap().require_for_serve().unwrap_err();
+        assert_eq!(err.var, "HUB_DATA_KEYS");
+        let complete = [
+            base[0],
+            base[1],
+            ("HUB_TOKEN_KEYS", key.as_str()),
+            ("HUB_DATA_KEYS", key.as_str()),
+        ];
+        assert!(load(&complete).unwrap().require_for_serve().is_ok());
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub async fn run() -> Result<(), StartupError> {
 
     let pool = startup::connect(&config).await?;
     startup::migrate(&pool).await?;
-    let app = Application::build(config.clone(), pool)?;
+    let app = Application::build(config.clone(), pool).await?;
     print_banner(
         &config,
         cluster.as_ref(),

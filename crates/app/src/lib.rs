@@ -10,6 +10,7 @@ pub mod dev;
 pub mod http;
 pub mod startup;
 pub mod state;
+pub mod wiring;
 
 pub use config::{Config, ConfigError, Sources};
 pub use http::{build_app, build_app_with, openapi, openapi_json};

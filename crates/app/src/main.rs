@@ -96,7 +96,7 @@ async fn serve(no_migrate: bool) -> Result<(), StartupError> {
     if !no_migrate {
         startup::migrate(&pool).await?;
     }
-    let app = Application::build(config.clone(), pool)?;
+    let app = Application::build(config.clone(), pool).await?;
     tracing::info!(bind = %config.bind, public_url = %config.public_url, "whatpro-hub listening");
     app.run_until_signalled()
         .await

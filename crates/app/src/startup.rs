@@ -9,7 +9,6 @@ use actix_web::dev::Server;
 /// Handle to stop a running server (re-exported so callers need not know actix-web).
 pub use actix_web::dev::ServerHandle;
 use whatpro_db::{Pool, PoolSettings};
-use whatpro_telemetry::Metrics;
 
 use crate::config::Config;
 use crate::http::{ServiceConfig, build_app_with};
@@ -97,13 +96,13 @@ impl Application {
     ///
     /// # Errors
     /// `StartupError::Bind` when the address cannot be bound.
-    pub fn build(config: Config, pool: Pool) -> Result<Self, StartupError> {
+    pub async fn build(config: Config, pool: Pool) -> Result<Self, StartupError> {
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
             addr: config.bind.to_string(),
             source,
         })?;
-        let metrics = Metrics::new().map_err(|e| StartupError::Other(e.to_string()))?;
-        Self::from_listener(AppState::new(config, pool, metrics), listener)
+        let state = crate::wiring::build_state(config, pool).await?;
+        Self::from_listener(state, listener)
     }
 
     /// Prepares the server on an already bound listener (tests bind port 0).

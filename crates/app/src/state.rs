@@ -1,9 +1,12 @@
-//! What every handler can reach: the pool, the metrics and the configuration.
+//! What every handler can reach: the services, the pool, the metrics and the configuration.
 
 use std::sync::Arc;
 
 use whatpro_db::Pool;
+use whatpro_iam::IamService;
+use whatpro_ratelimit::RateLimiter;
 use whatpro_telemetry::Metrics;
+use whatpro_tenancy::TenancyService;
 
 use crate::config::Config;
 
@@ -16,15 +19,10 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The validated configuration.
     pub config: Arc<Config>,
-}
-
-impl AppState {
-    /// Assembles the state.
-    pub fn new(config: Config, pool: Pool, metrics: Metrics) -> Self {
-        Self {
-            pool,
-            metrics,
-            config: Arc::new(config),
-        }
-    }
+    /// Identity and access.
+    pub iam: Arc<IamService>,
+    /// Members, audit, accounts.
+    pub tenancy: Arc<TenancyService>,
+    /// Rate limits (in-process, or shared through Redis).
+    pub limiter: Arc<dyn RateLimiter>,
 }

@@ -1,8 +1,8 @@
 //! Access tokens: PASETO `v4.local`, footer `{"kid":"<lid>"}`, no implicit assertion.
 
+use pasetors::Local;
 use pasetors::token::UntrustedToken;
 use pasetors::version4::{LocalToken, V4};
-use pasetors::Local;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -49,7 +49,10 @@ pub struct PasetoAccessTokens {
 impl PasetoAccessTokens {
     /// Tokens that live [`ACCESS_TTL`].
     pub fn new(keys: KeyRing) -> Self {
-        Self { keys, ttl: ACCESS_TTL }
+        Self {
+            keys,
+            ttl: ACCESS_TTL,
+        }
     }
 
     /// Tokens with another lifetime (tests of expiry).
@@ -59,7 +62,8 @@ impl PasetoAccessTokens {
 }
 
 fn rfc3339(at: OffsetDateTime) -> Result<String, TokenError> {
-    at.format(&Rfc3339).map_err(|e| TokenError::Internal(e.to_string()))
+    at.format(&Rfc3339)
+        .map_err(|e| TokenError::Internal(e.to_string()))
 }
 
 fn parse_time(text: &str) -> Result<OffsetDateTime, TokenError> {
@@ -67,26 +71,48 @@ fn parse_time(text: &str) -> Result<OffsetDateTime, TokenError> {
 }
 
 /// Decrypts a `v4.local` token made with one of `keys`, returning its payload.
-pub(crate) fn open_local(keys: &KeyRing, token: &str, implicit: Option<&[u8]>) -> Result<String, TokenError> {
-    let untrusted = UntrustedToken::<Local, V4>::try_from(token).map_err(|_| TokenError::Malformed)?;
+pub(crate) fn open_local(
+    keys: &KeyRing,
+    token: &str,
+    implicit: Option<&[u8]>,
+) -> Result<String, TokenError> {
+    let untrusted =
+        UntrustedToken::<Local, V4>::try_from(token).map_err(|_| TokenError::Malformed)?;
     let footer: Footer =
         serde_json::from_slice(untrusted.untrusted_footer()).map_err(|_| TokenError::Malformed)?;
     let key = keys.find(&footer.kid).ok_or(TokenError::UnknownKey)?;
-    let trusted = LocalToken::decrypt(key, &untrusted, Some(untrusted.untrusted_footer()), implicit)
-        .map_err(|_| TokenError::Invalid)?;
+    let trusted = LocalToken::decrypt(
+        key,
+        &untrusted,
+        Some(untrusted.untrusted_footer()),
+        implicit,
+    )
+    .map_err(|_| TokenError::Invalid)?;
     Ok(trusted.payload().to_owned())
 }
 
 /// Encrypts a payload with the ring's current key, footer `{"kid"}`.
-pub(crate) fn seal_local(keys: &KeyRing, payload: &[u8], implicit: Option<&[u8]>) -> Result<String, TokenError> {
+pub(crate) fn seal_local(
+    keys: &KeyRing,
+    payload: &[u8],
+    implicit: Option<&[u8]>,
+) -> Result<String, TokenError> {
     let (kid, key) = keys.current();
-    let footer = serde_json::to_vec(&Footer { kid: kid.to_owned() })
-        .map_err(|e| TokenError::Internal(e.to_string()))?;
-    LocalToken::encrypt(key, payload, Some(&footer), implicit).map_err(|e| TokenError::Internal(e.to_string()))
+    let footer = serde_json::to_vec(&Footer {
+        kid: kid.to_owned(),
+    })
+    .map_err(|e| TokenError::Internal(e.to_string()))?;
+    LocalToken::encrypt(key, payload, Some(&footer), implicit)
+        .map_err(|e| TokenError::Internal(e.to_string()))
 }
 
 impl AccessTokens for PasetoAccessTokens {
-    fn issue(&self, user: UserId, session: SessionId, now: OffsetDateTime) -> Result<IssuedAccessToken, TokenError> {
+    fn issue(
+        &self,
+        user: UserId,
+        session: SessionId,
+        now: OffsetDateTime,
+    ) -> Result<IssuedAccessToken, TokenError> {
         let token_id = Uuid::now_v7();
         let expires_at = now + self.ttl;
         let claims = Claims {
@@ -100,9 +126,14 @@ impl AccessTokens for PasetoAccessTokens {
             exp: rfc3339(expires_at)?,
             jti: token_id,
         };
-        let payload = serde_json::to_vec(&claims).map_err(|e| TokenError::Internal(e.to_string()))?;
+        let payload =
+            serde_json::to_vec(&claims).map_err(|e| TokenError::Internal(e.to_string()))?;
         let token = seal_local(&self.keys, &payload, None)?;
-        Ok(IssuedAccessToken { token, expires_at, token_id })
+        Ok(IssuedAccessToken {
+            token,
+            expires_at,
+            token_id,
+        })
     }
 
     fn verify(&self, token: &str, now: OffsetDateTime) -> Result<AccessClaims, TokenError> {
@@ -152,7 +183,9 @@ mod tests {
         let s = sid();
         let issued = t.issue(UserId::new(5), s, now()).unwrap();
         assert!(issued.token.starts_with("v4.local."));
-        let claims = t.verify(&issued.token, now() + Duration::minutes(14)).unwrap();
+        let claims = t
+            .verify(&issued.token, now() + Duration::minutes(14))
+            .unwrap();
         assert_eq!(claims.user_id, UserId::new(5));
         assert_eq!(claims.session_id, s);
         assert_eq!(claims.token_id, issued.token_id);
@@ -163,8 +196,14 @@ mod tests {
     fn expired_and_not_yet_valid_tokens_are_refused() {
         let t = tokens();
         let issued = t.issue(UserId::new(5), sid(), now()).unwrap();
-        assert_eq!(t.verify(&issued.token, now() + ACCESS_TTL), Err(TokenError::Expired));
-        assert_eq!(t.verify(&issued.token, now() - Duration::seconds(1)), Err(TokenError::NotYetValid));
+        assert_eq!(
+            t.verify(&issued.token, now() + ACCESS_TTL),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            t.verify(&issued.token, now() - Duration::seconds(1)),
+            Err(TokenError::NotYetValid)
+        );
     }
 
     #[test]
@@ -177,7 +216,7 @@ mod tests {
         tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).unwrap();
         assert_eq!(t.verify(&tampered, now()), Err(TokenError::Invalid));
-        assert_eq!(t.verify(&token[..token.len() - 30], now()).is_err(), true);
+        assert!(t.verify(&token[..token.len() - 30], now()).is_err());
         assert_eq!(t.verify("v2.local.AAAA", now()), Err(TokenError::Malformed));
         assert_eq!(t.verify("not a token", now()), Err(TokenError::Malformed));
         assert_eq!(t.verify("", now()), Err(TokenError::Malformed));
@@ -190,9 +229,20 @@ mod tests {
     fn a_rotated_ring_still_accepts_tokens_of_the_old_key() {
         let old = KeyRing::generate().unwrap();
         let new = KeyRing::generate().unwrap();
-        let issued = PasetoAccessTokens::new(old.clone()).issue(UserId::new(1), sid(), now()).unwrap();
-        let rotated = KeyRing::parse(&format!("{},{}", new.to_paserk_list(), old.to_paserk_list())).unwrap();
-        assert!(PasetoAccessTokens::new(rotated).verify(&issued.token, now()).is_ok());
+        let issued = PasetoAccessTokens::new(old.clone())
+            .issue(UserId::new(1), sid(), now())
+            .unwrap();
+        let rotated = KeyRing::parse(&format!(
+            "{},{}",
+            new.to_paserk_list(),
+            old.to_paserk_list()
+        ))
+        .unwrap();
+        assert!(
+            PasetoAccessTokens::new(rotated)
+                .verify(&issued.token, now())
+                .is_ok()
+        );
     }
 
     #[test]
@@ -207,14 +257,31 @@ mod tests {
             });
             seal_local(&keys, claims.to_string().as_bytes(), None).unwrap()
         };
-        assert!(t.verify(&forge(ACCESS_AUDIENCE, ACCESS_TYPE), now()).is_ok());
-        assert_eq!(t.verify(&forge("whatpro:embed", "instance"), now()), Err(TokenError::Invalid));
-        assert_eq!(t.verify(&forge(ACCESS_AUDIENCE, "instance"), now()), Err(TokenError::Invalid));
-        assert_eq!(t.verify(&forge("other", ACCESS_TYPE), now()), Err(TokenError::Invalid));
+        assert!(
+            t.verify(&forge(ACCESS_AUDIENCE, ACCESS_TYPE), now())
+                .is_ok()
+        );
+        assert_eq!(
+            t.verify(&forge("whatpro:embed", "instance"), now()),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            t.verify(&forge(ACCESS_AUDIENCE, "instance"), now()),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            t.verify(&forge("other", ACCESS_TYPE), now()),
+            Err(TokenError::Invalid)
+        );
         // An implicit assertion (as instance tokens carry) makes it a different token.
         let with_assertion = {
             let claims = serde_json::json!({"iss": ISSUER});
-            seal_local(&keys, claims.to_string().as_bytes(), Some(b"{\"origin\":\"https://x\"}")).unwrap()
+            seal_local(
+                &keys,
+                claims.to_string().as_bytes(),
+                Some(b"{\"origin\":\"https://x\"}"),
+            )
+            .unwrap()
         };
         assert_eq!(t.verify(&with_assertion, now()), Err(TokenError::Invalid));
     }

@@ -23,8 +23,14 @@ const TOKEN_HEX_LEN: usize = 64;
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum SealedCredential {
-    AccessToken { token: String },
-    Session { access_token: String, client: String, uid: String },
+    AccessToken {
+        token: String,
+    },
+    Session {
+        access_token: String,
+        client: String,
+        uid: String,
+    },
 }
 
 /// The `RefreshTokens` port over the token ring (successors) and the data ring (sealing).
@@ -46,11 +52,17 @@ impl HubRefreshTokens {
         let mut hasher = Sha256::new();
         hasher.update(b"whatpro refresh successor v1\0");
         hasher.update(token_keys.current().1.as_bytes());
-        Self { successor_key: hasher.finalize().into(), data_keys }
+        Self {
+            successor_key: hasher.finalize().into(),
+            data_keys,
+        }
     }
 
     fn is_token(text: &str) -> bool {
-        text.len() == TOKEN_HEX_LEN && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        text.len() == TOKEN_HEX_LEN
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     }
 }
 
@@ -94,8 +106,14 @@ impl RefreshTokens for HubRefreshTokens {
 
     fn seal(&self, credential: &ChatwootCredential) -> Option<String> {
         let sealed = match credential {
-            ChatwootCredential::AccessToken(token) => SealedCredential::AccessToken { token: token.clone() },
-            ChatwootCredential::Session { access_token, client, uid } => SealedCredential::Session {
+            ChatwootCredential::AccessToken(token) => SealedCredential::AccessToken {
+                token: token.clone(),
+            },
+            ChatwootCredential::Session {
+                access_token,
+                client,
+                uid,
+            } => SealedCredential::Session {
                 access_token: access_token.clone(),
                 client: client.clone(),
                 uid: uid.clone(),
@@ -109,9 +127,15 @@ impl RefreshTokens for HubRefreshTokens {
         let payload = open_local(&self.data_keys, sealed, Some(SEAL_PURPOSE)).ok()?;
         Some(match serde_json::from_str(&payload).ok()? {
             SealedCredential::AccessToken { token } => ChatwootCredential::AccessToken(token),
-            SealedCredential::Session { access_token, client, uid } => {
-                ChatwootCredential::Session { access_token, client, uid }
-            }
+            SealedCredential::Session {
+                access_token,
+                client,
+                uid,
+            } => ChatwootCredential::Session {
+                access_token,
+                client,
+                uid,
+            },
         })
     }
 }
@@ -162,13 +186,23 @@ mod tests {
         let t = tokens();
         for credential in [
             ChatwootCredential::AccessToken("kZ8yX7wV6uT5sR4qP3oN2mLk".to_owned()),
-            ChatwootCredential::Session { access_token: "tok".into(), client: "cli".into(), uid: "a@b.c".into() },
+            ChatwootCredential::Session {
+                access_token: "tok".into(),
+                client: "cli".into(),
+                uid: "a@b.c".into(),
+            },
         ] {
             let sealed = t.seal(&credential).unwrap();
             assert!(!sealed.contains("kZ8yX7wV6uT5sR4qP3oN2mLk"));
             assert_eq!(t.open(&sealed), Some(credential));
         }
-        let sealed = t.seal(&ChatwootCredential::AccessToken("x".into())).unwrap();
-        assert_eq!(tokens().open(&sealed), None, "another data key cannot open it");
+        let sealed = t
+            .seal(&ChatwootCredential::AccessToken("x".into()))
+            .unwrap();
+        assert_eq!(
+            tokens().open(&sealed),
+            None,
+            "another data key cannot open it"
+        );
     }
 }

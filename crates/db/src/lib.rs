@@ -1,14 +1,26 @@
 //! PostgreSQL adapter of the Hub.
 //!
 //! Owns the connection pool (diesel-async over deadpool, with timeouts), the migrations embedded
-//! from `migrations/` and, as domain crates arrive, the `Pg*` implementations of their ports.
+//! from `migrations/`, the diesel schema and the `Pg*` implementations of the domain ports:
+//! [`PgIdentityStore`] (and its cache [`CachedIdentityStore`]) for `whatpro-iam`,
+//! [`PgMemberRepository`], [`PgAuditLog`] and [`PgAccountDirectory`] for `whatpro-tenancy`.
 //! Nothing outside this crate uses diesel.
 
+mod iam;
+mod iam_cache;
 mod pool;
+mod schema;
 mod schema_dump;
+mod tenancy;
 
+pub use iam::PgIdentityStore;
+pub use iam_cache::{
+    CacheSettings, CachedIdentityStore, IamInvalidator, LISTENER_APPLICATION_NAME,
+};
 pub use pool::{DbError, Pool, PoolSettings, PoolStatus, build_pool, ping, pool_status};
+pub use schema::schema_mismatches;
 pub use schema_dump::dump_schema;
+pub use tenancy::{PgAccountDirectory, PgAuditLog, PgMemberRepository};
 
 use diesel_async::AsyncMigrationHarness;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};

@@ -124,9 +124,10 @@ impl From<TokenError> for IamError {
         match err {
             TokenError::Expired => IamError::TokenExpired,
             TokenError::Internal(detail) => IamError::Internal(detail),
-            TokenError::Malformed | TokenError::UnknownKey | TokenError::Invalid | TokenError::NotYetValid => {
-                IamError::TokenInvalid
-            }
+            TokenError::Malformed
+            | TokenError::UnknownKey
+            | TokenError::Invalid
+            | TokenError::NotYetValid => IamError::TokenInvalid,
         }
     }
 }

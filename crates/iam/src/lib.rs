@@ -31,6 +31,4 @@ pub use scope::{Actor, PlatformScope, TenantScope};
 pub use service::{AuthContext, IamService, IamSettings, LoginResult};
 
 #[cfg(any(test, feature = "mocks"))]
-pub use ports::{
-    MockAccessTokens, MockChatwootIdentity, MockIdentityStore, MockRefreshTokens,
-};
+pub use ports::{MockAccessTokens, MockChatwootIdentity, MockIdentityStore, MockRefreshTokens};

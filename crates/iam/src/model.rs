@@ -126,9 +126,10 @@ impl fmt::Debug for ChatwootCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ChatwootCredential::AccessToken(_) => f.write_str("AccessToken(***)"),
-            ChatwootCredential::Session { uid, .. } => {
-                f.debug_struct("Session").field("uid", uid).finish_non_exhaustive()
-            }
+            ChatwootCredential::Session { uid, .. } => f
+                .debug_struct("Session")
+                .field("uid", uid)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -162,7 +163,9 @@ pub struct NewRefreshToken {
 
 impl fmt::Debug for NewRefreshToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewRefreshToken").field("expires_at", &self.expires_at).finish_non_exhaustive()
+        f.debug_struct("NewRefreshToken")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
     }
 }
 

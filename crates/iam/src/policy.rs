@@ -24,8 +24,13 @@ pub enum Role {
 
 impl Role {
     /// Every role, most powerful first.
-    pub const ALL: [Role; 5] =
-        [Role::SuperAdmin, Role::Admin, Role::Supervisor, Role::Agent, Role::Viewer];
+    pub const ALL: [Role; 5] = [
+        Role::SuperAdmin,
+        Role::Admin,
+        Role::Supervisor,
+        Role::Agent,
+        Role::Viewer,
+    ];
     /// The roles an account member can hold.
     pub const MEMBER_ROLES: [Role; 4] = [Role::Admin, Role::Supervisor, Role::Agent, Role::Viewer];
 
@@ -52,7 +57,10 @@ impl Role {
             (Admin, ApiKeysRead | ApiKeysWrite) => true,
             (Admin | Supervisor | Agent | Viewer, InstanceTokensCreate) => true,
             // Work.
-            (Admin | Supervisor | Agent | Viewer, ChatRead | KanbanRead | InboxesRead | FeaturesRead) => true,
+            (
+                Admin | Supervisor | Agent | Viewer,
+                ChatRead | KanbanRead | InboxesRead | FeaturesRead,
+            ) => true,
             (Admin | Supervisor | Agent, ChatWrite | KanbanWrite) => true,
             (Admin | Supervisor, InboxesWrite | UsageRead) => true,
             (Admin | Supervisor | Agent | Viewer, ProvidersRead) => true,
@@ -141,14 +149,30 @@ mod tests {
     #[test]
     fn only_admins_manage_members_and_read_audit() {
         for role in Role::ALL {
-            assert_eq!(role.allows(Action::MembersWrite), role == Role::Admin, "{role}");
-            assert_eq!(role.allows(Action::AuditRead), role == Role::Admin, "{role}");
+            assert_eq!(
+                role.allows(Action::MembersWrite),
+                role == Role::Admin,
+                "{role}"
+            );
+            assert_eq!(
+                role.allows(Action::AuditRead),
+                role == Role::Admin,
+                "{role}"
+            );
         }
     }
 
     #[test]
     fn viewers_only_read() {
-        for action in [Action::ChatWrite, Action::KanbanWrite, Action::InboxesWrite, Action::MembersWrite, Action::ApiKeysWrite, Action::BillingWrite, Action::ProvidersWrite] {
+        for action in [
+            Action::ChatWrite,
+            Action::KanbanWrite,
+            Action::InboxesWrite,
+            Action::MembersWrite,
+            Action::ApiKeysWrite,
+            Action::BillingWrite,
+            Action::ProvidersWrite,
+        ] {
             assert!(!Role::Viewer.allows(action), "{action:?}");
         }
         assert!(Role::Viewer.allows(Action::ChatRead));

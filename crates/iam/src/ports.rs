@@ -34,7 +34,10 @@ pub trait ChatwootIdentity: Send + Sync {
     /// - `InvalidCredentials` when Chatwoot answers 401;
     /// - `Unavailable` on connect errors and timeouts (every call is bounded);
     /// - `Upstream` on other statuses or unreadable bodies.
-    async fn verify(&self, credential: &ChatwootCredential) -> Result<ChatwootProfile, IdentityError>;
+    async fn verify(
+        &self,
+        credential: &ChatwootCredential,
+    ) -> Result<ChatwootProfile, IdentityError>;
 }
 
 /// Why a token was refused. Messages never contain the token.
@@ -78,7 +81,12 @@ pub trait AccessTokens: Send + Sync {
     ///
     /// # Errors
     /// `TokenError::Internal` only.
-    fn issue(&self, user: UserId, session: SessionId, now: OffsetDateTime) -> Result<IssuedAccessToken, TokenError>;
+    fn issue(
+        &self,
+        user: UserId,
+        session: SessionId,
+        now: OffsetDateTime,
+    ) -> Result<IssuedAccessToken, TokenError>;
 
     /// Checks the token at `now`: key, integrity, audience, type, times.
     ///
@@ -129,11 +137,20 @@ pub trait IdentityStore: Send + Sync {
     async fn record_login(&self, login: &LoginRecord) -> Result<Principal, StoreError>;
 
     /// Updates memberships from a fresh profile (as `record_login`, without a new session).
-    async fn sync_memberships(&self, profile: &ChatwootProfile, super_admin: bool) -> Result<Principal, StoreError>;
+    async fn sync_memberships(
+        &self,
+        profile: &ChatwootProfile,
+        super_admin: bool,
+    ) -> Result<Principal, StoreError>;
 
     /// Writes an `auth.login_failed` audit row (to the user's accounts when the user is known,
     /// else a platform-level row).
-    async fn record_login_failure(&self, user: Option<UserId>, reason: &str, audit: &AuditContext) -> Result<(), StoreError>;
+    async fn record_login_failure(
+        &self,
+        user: Option<UserId>,
+        reason: &str,
+        audit: &AuditContext,
+    ) -> Result<(), StoreError>;
 
     /// The user and the memberships they can use now (active accounts only).
     async fn principal(&self, user: UserId) -> Result<Option<Principal>, StoreError>;
@@ -147,15 +164,33 @@ pub trait IdentityStore: Send + Sync {
     /// Rotates a refresh token atomically (row lock on the presented token), so 50 parallel
     /// rotations of one token produce one successor. See [`RotateOutcome`]. A reuse outside the
     /// grace window revokes the session (reason `refresh_reused`) and audits `auth.refresh_reused`.
-    async fn rotate_refresh(&self, rotation: &RefreshRotation) -> Result<RotateOutcome, StoreError>;
+    async fn rotate_refresh(&self, rotation: &RefreshRotation)
+    -> Result<RotateOutcome, StoreError>;
 
     /// Revokes `session` if it belongs to `user` and is live; audits `auth.logout` or
     /// `session.revoked`. Returns false when there is no such live session of that user.
-    async fn revoke_session(&self, user: UserId, session: SessionId, why: SessionRevocation, audit: &AuditContext, now: OffsetDateTime) -> Result<bool, StoreError>;
+    async fn revoke_session(
+        &self,
+        user: UserId,
+        session: SessionId,
+        why: SessionRevocation,
+        audit: &AuditContext,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 
     /// Revokes every live session of `user` except `keep`; returns how many.
-    async fn revoke_other_sessions(&self, user: UserId, keep: SessionId, audit: &AuditContext, now: OffsetDateTime) -> Result<u64, StoreError>;
+    async fn revoke_other_sessions(
+        &self,
+        user: UserId,
+        keep: SessionId,
+        audit: &AuditContext,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
 
     /// The user's live sessions, newest first.
-    async fn live_sessions(&self, user: UserId, now: OffsetDateTime) -> Result<Vec<SessionRecord>, StoreError>;
+    async fn live_sessions(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
 }

@@ -41,7 +41,11 @@ pub struct TenantScope {
 
 impl TenantScope {
     pub(crate) fn new(account: AccountId, actor: Actor, role: Role) -> Self {
-        Self { account, actor, role }
+        Self {
+            account,
+            actor,
+            role,
+        }
     }
 
     /// A scope for tests of other crates (feature `test-util`, dev-dependencies only).
@@ -49,7 +53,10 @@ impl TenantScope {
     pub fn for_tests(account: AccountId, user: UserId, role: Role) -> Self {
         Self::new(
             account,
-            Actor::User { user_id: user, session_id: SessionId::from_uuid(uuid::Uuid::nil()) },
+            Actor::User {
+                user_id: user,
+                session_id: SessionId::from_uuid(uuid::Uuid::nil()),
+            },
             role,
         )
     }

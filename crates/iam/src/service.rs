@@ -13,8 +13,7 @@ use crate::model::{
 };
 use crate::policy::{Action, Role};
 use crate::ports::{
-    AccessTokens, ChatwootIdentity, IdentityError, IdentityStore, IssuedAccessToken,
-    RefreshTokens,
+    AccessTokens, ChatwootIdentity, IdentityError, IdentityStore, IssuedAccessToken, RefreshTokens,
 };
 use crate::scope::{Actor, PlatformScope, TenantScope};
 
@@ -69,7 +68,10 @@ pub struct AuthContext {
 impl AuthContext {
     /// The actor for scopes and audit.
     pub fn actor(&self) -> Actor {
-        Actor::User { user_id: self.claims.user_id, session_id: self.claims.session_id }
+        Actor::User {
+            user_id: self.claims.user_id,
+            session_id: self.claims.session_id,
+        }
     }
 }
 
@@ -95,12 +97,20 @@ impl IamService {
         ids: Arc<dyn IdGen>,
         settings: IamSettings,
     ) -> Self {
-        Self { store, chatwoot, access, refresh, clock, ids, settings }
+        Self {
+            store,
+            chatwoot,
+            access,
+            refresh,
+            clock,
+            ids,
+            settings,
+        }
     }
 
     fn is_super_admin(&self, email: &str) -> bool {
         let email = email.to_lowercase();
-        self.settings.super_admin_emails.iter().any(|e| *e == email)
+        self.settings.super_admin_emails.contains(&email)
     }
 
     /// Signs a user in with a Chatwoot credential: verifies it with Chatwoot, refreshes the
@@ -133,7 +143,9 @@ impl IamService {
                 .iter()
                 .any(|m| m.account_id == account && m.status == AccountStatus::Active);
             if !member {
-                self.store.record_login_failure(Some(profile.user_id), "not_a_member", &audit).await?;
+                self.store
+                    .record_login_failure(Some(profile.user_id), "not_a_member", &audit)
+                    .await?;
                 return Err(IamError::NotAMember);
             }
         }
@@ -148,7 +160,10 @@ impl IamService {
             profile,
             session_id,
             device: device.clone(),
-            refresh: NewRefreshToken { hash, expires_at: idle },
+            refresh: NewRefreshToken {
+                hash,
+                expires_at: idle,
+            },
             now,
             idle_expires_at: idle,
             absolute_expires_at: absolute,
@@ -169,7 +184,12 @@ impl IamService {
             revoked_reason: None,
             sealed_credential: record.sealed_credential,
         };
-        Ok(LoginResult { access_token, refresh_token, session, principal })
+        Ok(LoginResult {
+            access_token,
+            refresh_token,
+            session,
+            principal,
+        })
     }
 
     /// Rotates a refresh token into a new pair. A repeat within the grace window returns the
@@ -180,15 +200,27 @@ impl IamService {
     /// # Errors
     /// `RefreshInvalid`, `RefreshExpired`, `RefreshReused`, `SessionRevoked`,
     /// `SessionExpired`, `Unavailable`, `Internal`.
-    pub async fn refresh(&self, presented: &str, audit: AuditContext) -> Result<LoginResult, IamError> {
-        let hash = self.refresh.hash(presented).ok_or(IamError::RefreshInvalid)?;
-        let (successor, successor_hash) =
-            self.refresh.successor(presented).ok_or(IamError::RefreshInvalid)?;
+    pub async fn refresh(
+        &self,
+        presented: &str,
+        audit: AuditContext,
+    ) -> Result<LoginResult, IamError> {
+        let hash = self
+            .refresh
+            .hash(presented)
+            .ok_or(IamError::RefreshInvalid)?;
+        let (successor, successor_hash) = self
+            .refresh
+            .successor(presented)
+            .ok_or(IamError::RefreshInvalid)?;
         let now = self.clock.now();
         let idle = now + self.settings.session_idle;
         let rotation = RefreshRotation {
             presented_hash: hash,
-            successor: NewRefreshToken { hash: successor_hash, expires_at: idle },
+            successor: NewRefreshToken {
+                hash: successor_hash,
+                expires_at: idle,
+            },
             now,
             grace: self.settings.refresh_grace,
             idle_expires_at: idle,
@@ -203,7 +235,12 @@ impl IamService {
         };
         let principal = self.recheck_memberships(&session, &audit).await?;
         let access_token = self.access.issue(session.user_id, session.id, now)?;
-        Ok(LoginResult { access_token, refresh_token: successor, session, principal })
+        Ok(LoginResult {
+            access_token,
+            refresh_token: successor,
+            session,
+            principal,
+        })
     }
 
     async fn recheck_memberships(
@@ -211,7 +248,10 @@ impl IamService {
         session: &SessionRecord,
         audit: &AuditContext,
     ) -> Result<Principal, IamError> {
-        let credential = session.sealed_credential.as_deref().and_then(|s| self.refresh.open(s));
+        let credential = session
+            .sealed_credential
+            .as_deref()
+            .and_then(|s| self.refresh.open(s));
         if let Some(credential) = credential {
             match self.chatwoot.verify(&credential).await {
                 Ok(profile) => {
@@ -234,7 +274,10 @@ impl IamService {
                 Err(IdentityError::Unavailable(_) | IdentityError::Upstream(_)) => {}
             }
         }
-        self.store.principal(session.user_id).await?.ok_or(IamError::SessionRevoked)
+        self.store
+            .principal(session.user_id)
+            .await?
+            .ok_or(IamError::SessionRevoked)
     }
 
     /// Verifies an access token and that its session is live (revocations, expiry).
@@ -244,7 +287,11 @@ impl IamService {
     pub async fn authenticate(&self, bearer: &str) -> Result<AuthContext, IamError> {
         let now = self.clock.now();
         let claims = self.access.verify(bearer, now)?;
-        let session = self.store.session(claims.session_id).await?.ok_or(IamError::SessionRevoked)?;
+        let session = self
+            .store
+            .session(claims.session_id)
+            .await?
+            .ok_or(IamError::SessionRevoked)?;
         if session.user_id != claims.user_id {
             return Err(IamError::TokenInvalid);
         }
@@ -254,9 +301,16 @@ impl IamService {
         if !session.is_live(now) {
             return Err(IamError::SessionExpired);
         }
-        let principal =
-            self.store.principal(claims.user_id).await?.ok_or(IamError::SessionRevoked)?;
-        Ok(AuthContext { claims, session, principal })
+        let principal = self
+            .store
+            .principal(claims.user_id)
+            .await?
+            .ok_or(IamError::SessionRevoked)?;
+        Ok(AuthContext {
+            claims,
+            session,
+            principal,
+        })
     }
 
     /// The scope for `account`, if the user is an active member whose role allows `action`.
@@ -269,7 +323,10 @@ impl IamService {
         account: AccountId,
         action: Action,
     ) -> Result<TenantScope, IamError> {
-        let membership = ctx.principal.membership(account).ok_or(IamError::NotAMember)?;
+        let membership = ctx
+            .principal
+            .membership(account)
+            .ok_or(IamError::NotAMember)?;
         if !membership.role.allows(action) {
             return Err(IamError::Forbidden);
         }
@@ -280,7 +337,11 @@ impl IamService {
     ///
     /// # Errors
     /// `Forbidden` for everyone else.
-    pub fn platform_scope(&self, ctx: &AuthContext, action: Action) -> Result<PlatformScope, IamError> {
+    pub fn platform_scope(
+        &self,
+        ctx: &AuthContext,
+        action: Action,
+    ) -> Result<PlatformScope, IamError> {
         if ctx.principal.user.super_admin && Role::SuperAdmin.allows(action) {
             Ok(PlatformScope::new(ctx.actor()))
         } else {
@@ -294,7 +355,13 @@ impl IamService {
     /// `Unavailable`, `Internal`.
     pub async fn logout(&self, ctx: &AuthContext, audit: &AuditContext) -> Result<(), IamError> {
         self.store
-            .revoke_session(ctx.claims.user_id, ctx.claims.session_id, SessionRevocation::Logout, audit, self.clock.now())
+            .revoke_session(
+                ctx.claims.user_id,
+                ctx.claims.session_id,
+                SessionRevocation::Logout,
+                audit,
+                self.clock.now(),
+            )
             .await?;
         Ok(())
     }
@@ -304,14 +371,38 @@ impl IamService {
     ///
     /// # Errors
     /// `Unavailable`, `Internal`.
-    pub async fn logout_with_refresh(&self, presented: &str, audit: &AuditContext) -> Result<(), IamError> {
-        let Some(hash) = self.refresh.hash(presented) else { return Ok(()) };
+    pub async fn logout_with_refresh(
+        &self,
+        presented: &str,
+        audit: &AuditContext,
+    ) -> Result<(), IamError> {
+        let Some(hash) = self.refresh.hash(presented) else {
+            return Ok(());
+        };
         if let Some(session) = self.store.session_for_refresh(&hash).await? {
             self.store
-                .revoke_session(session.user_id, session.id, SessionRevocation::Logout, audit, self.clock.now())
+                .revoke_session(
+                    session.user_id,
+                    session.id,
+                    SessionRevocation::Logout,
+                    audit,
+                    self.clock.now(),
+                )
                 .await?;
         }
         Ok(())
+    }
+
+    /// The session a presented refresh token belongs to (used to rate-limit per session before
+    /// anything is consumed); `None` for unknown or malformed tokens.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Internal`.
+    pub async fn session_of_refresh(&self, presented: &str) -> Result<Option<SessionId>, IamError> {
+        let Some(hash) = self.refresh.hash(presented) else {
+            return Ok(None);
+        };
+        Ok(self.store.session_for_refresh(&hash).await?.map(|s| s.id))
     }
 
     /// The caller's live sessions, newest first.
@@ -319,7 +410,10 @@ impl IamService {
     /// # Errors
     /// `Unavailable`, `Internal`.
     pub async fn sessions(&self, ctx: &AuthContext) -> Result<Vec<SessionRecord>, IamError> {
-        Ok(self.store.live_sessions(ctx.claims.user_id, self.clock.now()).await?)
+        Ok(self
+            .store
+            .live_sessions(ctx.claims.user_id, self.clock.now())
+            .await?)
     }
 
     /// Revokes one of the caller's own sessions.
@@ -334,19 +428,38 @@ impl IamService {
     ) -> Result<(), IamError> {
         let revoked = self
             .store
-            .revoke_session(ctx.claims.user_id, session, SessionRevocation::Revoked, audit, self.clock.now())
+            .revoke_session(
+                ctx.claims.user_id,
+                session,
+                SessionRevocation::Revoked,
+                audit,
+                self.clock.now(),
+            )
             .await?;
-        if revoked { Ok(()) } else { Err(IamError::SessionNotFound) }
+        if revoked {
+            Ok(())
+        } else {
+            Err(IamError::SessionNotFound)
+        }
     }
 
     /// Revokes every other session of the caller; returns how many.
     ///
     /// # Errors
     /// `Unavailable`, `Internal`.
-    pub async fn revoke_other_sessions(&self, ctx: &AuthContext, audit: &AuditContext) -> Result<u64, IamError> {
+    pub async fn revoke_other_sessions(
+        &self,
+        ctx: &AuthContext,
+        audit: &AuditContext,
+    ) -> Result<u64, IamError> {
         Ok(self
             .store
-            .revoke_other_sessions(ctx.claims.user_id, ctx.claims.session_id, audit, self.clock.now())
+            .revoke_other_sessions(
+                ctx.claims.user_id,
+                ctx.claims.session_id,
+                audit,
+                self.clock.now(),
+            )
             .await?)
     }
 
@@ -360,7 +473,9 @@ impl IamService {
 mod tests {
     use super::*;
     use crate::model::{ChatwootMembership, ChatwootProfile, ChatwootRole, Membership, User};
-    use crate::ports::{MockAccessTokens, MockChatwootIdentity, MockIdentityStore, MockRefreshTokens, TokenError};
+    use crate::ports::{
+        MockAccessTokens, MockChatwootIdentity, MockIdentityStore, MockRefreshTokens, TokenError,
+    };
     use uuid::Uuid;
     use whatpro_kernel::{FixedClock, UserId, UuidV7Gen};
 
@@ -374,16 +489,35 @@ mod tests {
             email: "Carlos@WhatPro.example".into(),
             name: "Carlos".into(),
             accounts: vec![
-                ChatwootMembership { account_id: AccountId::new(1), account_name: "Demo".into(), status: AccountStatus::Active, role: ChatwootRole::Administrator },
-                ChatwootMembership { account_id: AccountId::new(2), account_name: "Off".into(), status: AccountStatus::Suspended, role: ChatwootRole::Agent },
+                ChatwootMembership {
+                    account_id: AccountId::new(1),
+                    account_name: "Demo".into(),
+                    status: AccountStatus::Active,
+                    role: ChatwootRole::Administrator,
+                },
+                ChatwootMembership {
+                    account_id: AccountId::new(2),
+                    account_name: "Off".into(),
+                    status: AccountStatus::Suspended,
+                    role: ChatwootRole::Agent,
+                },
             ],
         }
     }
 
     fn principal(role: Role) -> Principal {
         Principal {
-            user: User { id: UserId::new(5), email: "carlos@whatpro.example".into(), name: "Carlos".into(), super_admin: false },
-            memberships: vec![Membership { account_id: AccountId::new(1), account_name: "Demo".into(), role }],
+            user: User {
+                id: UserId::new(5),
+                email: "carlos@whatpro.example".into(),
+                name: "Carlos".into(),
+                super_admin: false,
+            },
+            memberships: vec![Membership {
+                account_id: AccountId::new(1),
+                account_name: "Demo".into(),
+                role,
+            }],
         }
     }
 
@@ -413,16 +547,31 @@ mod tests {
     impl Ports {
         fn new() -> Self {
             let mut refresh = MockRefreshTokens::new();
-            refresh.expect_generate().returning(|| ("a".repeat(64), vec![1; 32]));
+            refresh
+                .expect_generate()
+                .returning(|| ("a".repeat(64), vec![1; 32]));
             refresh.expect_seal().returning(|_| Some("sealed".into()));
-            refresh.expect_hash().returning(|t| (t.len() == 64).then(|| vec![1; 32]));
-            refresh.expect_successor().returning(|t| (t.len() == 64).then(|| ("b".repeat(64), vec![2; 32])));
+            refresh
+                .expect_hash()
+                .returning(|t| (t.len() == 64).then(|| vec![1; 32]));
+            refresh
+                .expect_successor()
+                .returning(|t| (t.len() == 64).then(|| ("b".repeat(64), vec![2; 32])));
             refresh.expect_open().returning(|_| None);
             let mut access = MockAccessTokens::new();
             access.expect_issue().returning(|_, _, now| {
-                Ok(IssuedAccessToken { token: "v4.local.x".into(), expires_at: now + Duration::minutes(15), token_id: Uuid::nil() })
+                Ok(IssuedAccessToken {
+                    token: "v4.local.x".into(),
+                    expires_at: now + Duration::minutes(15),
+                    token_id: Uuid::nil(),
+                })
             });
-            Self { store: MockIdentityStore::new(), chatwoot: MockChatwootIdentity::new(), access, refresh }
+            Self {
+                store: MockIdentityStore::new(),
+                chatwoot: MockChatwootIdentity::new(),
+                access,
+                refresh,
+            }
         }
 
         fn service(self, settings: IamSettings) -> IamService {
@@ -442,16 +591,28 @@ mod tests {
     async fn sso_records_the_login_with_super_admin_from_configuration() {
         let mut ports = Ports::new();
         ports.chatwoot.expect_verify().returning(|_| Ok(profile()));
-        ports.store.expect_record_login().withf(|login| {
-            login.super_admin
-                && login.sealed_credential.as_deref() == Some("sealed")
-                && login.idle_expires_at == now() + Duration::days(7)
-                && login.absolute_expires_at == now() + Duration::days(30)
-        }).returning(|_| Ok(principal(Role::Admin)));
-        let settings = IamSettings { super_admin_emails: vec!["carlos@whatpro.example".into()], ..IamSettings::default() };
+        ports
+            .store
+            .expect_record_login()
+            .withf(|login| {
+                login.super_admin
+                    && login.sealed_credential.as_deref() == Some("sealed")
+                    && login.idle_expires_at == now() + Duration::days(7)
+                    && login.absolute_expires_at == now() + Duration::days(30)
+            })
+            .returning(|_| Ok(principal(Role::Admin)));
+        let settings = IamSettings {
+            super_admin_emails: vec!["carlos@whatpro.example".into()],
+            ..IamSettings::default()
+        };
         let result = ports
             .service(settings)
-            .sso(ChatwootCredential::AccessToken("t".into()), Some(AccountId::new(1)), DeviceInfo::default(), AuditContext::default())
+            .sso(
+                ChatwootCredential::AccessToken("t".into()),
+                Some(AccountId::new(1)),
+                DeviceInfo::default(),
+                AuditContext::default(),
+            )
             .await
             .unwrap();
         assert_eq!(result.refresh_token, "a".repeat(64));
@@ -461,19 +622,40 @@ mod tests {
     #[tokio::test]
     async fn sso_maps_chatwoot_failures_and_audits_bad_credentials() {
         for (failure, expected) in [
-            (IdentityError::InvalidCredentials, IamError::ChatwootCredentialsInvalid),
-            (IdentityError::Unavailable("timeout".into()), IamError::ChatwootUnavailable),
-            (IdentityError::Upstream("500".into()), IamError::ChatwootUpstream),
+            (
+                IdentityError::InvalidCredentials,
+                IamError::ChatwootCredentialsInvalid,
+            ),
+            (
+                IdentityError::Unavailable("timeout".into()),
+                IamError::ChatwootUnavailable,
+            ),
+            (
+                IdentityError::Upstream("500".into()),
+                IamError::ChatwootUpstream,
+            ),
         ] {
             let mut ports = Ports::new();
             let f = failure.clone();
-            ports.chatwoot.expect_verify().returning(move |_| Err(f.clone()));
+            ports
+                .chatwoot
+                .expect_verify()
+                .returning(move |_| Err(f.clone()));
             let audited = usize::from(failure == IdentityError::InvalidCredentials);
-            ports.store.expect_record_login_failure().times(audited).returning(|_, _, _| Ok(()));
+            ports
+                .store
+                .expect_record_login_failure()
+                .times(audited)
+                .returning(|_, _, _| Ok(()));
             ports.store.expect_record_login().never();
             let err = ports
                 .service(IamSettings::default())
-                .sso(ChatwootCredential::AccessToken("t".into()), None, DeviceInfo::default(), AuditContext::default())
+                .sso(
+                    ChatwootCredential::AccessToken("t".into()),
+                    None,
+                    DeviceInfo::default(),
+                    AuditContext::default(),
+                )
                 .await
                 .unwrap_err();
             assert_eq!(err, expected);
@@ -485,11 +667,20 @@ mod tests {
         for account in [3, 2] {
             let mut ports = Ports::new();
             ports.chatwoot.expect_verify().returning(|_| Ok(profile()));
-            ports.store.expect_record_login_failure().times(1).returning(|_, _, _| Ok(()));
+            ports
+                .store
+                .expect_record_login_failure()
+                .times(1)
+                .returning(|_, _, _| Ok(()));
             ports.store.expect_record_login().never();
             let err = ports
                 .service(IamSettings::default())
-                .sso(ChatwootCredential::AccessToken("t".into()), Some(AccountId::new(account)), DeviceInfo::default(), AuditContext::default())
+                .sso(
+                    ChatwootCredential::AccessToken("t".into()),
+                    Some(AccountId::new(account)),
+                    DeviceInfo::default(),
+                    AuditContext::default(),
+                )
                 .await
                 .unwrap_err();
             assert_eq!(err, IamError::NotAMember, "account {account}");
@@ -499,53 +690,117 @@ mod tests {
     #[tokio::test]
     async fn refresh_outcomes_map_to_errors() {
         for (outcome, expected) in [
-            (RotateOutcome::Reused(SessionId::from_uuid(Uuid::nil())), IamError::RefreshReused),
+            (
+                RotateOutcome::Reused(SessionId::from_uuid(Uuid::nil())),
+                IamError::RefreshReused,
+            ),
             (RotateOutcome::Unknown, IamError::RefreshInvalid),
             (RotateOutcome::Expired, IamError::RefreshExpired),
             (RotateOutcome::SessionEnded, IamError::SessionExpired),
         ] {
             let mut ports = Ports::new();
             let o = outcome.clone();
-            ports.store.expect_rotate_refresh().returning(move |_| Ok(o.clone()));
-            let err = ports.service(IamSettings::default()).refresh(&"a".repeat(64), AuditContext::default()).await.unwrap_err();
+            ports
+                .store
+                .expect_rotate_refresh()
+                .returning(move |_| Ok(o.clone()));
+            let err = ports
+                .service(IamSettings::default())
+                .refresh(&"a".repeat(64), AuditContext::default())
+                .await
+                .unwrap_err();
             assert_eq!(err, expected);
         }
         let ports = Ports::new();
-        let err = ports.service(IamSettings::default()).refresh("short", AuditContext::default()).await.unwrap_err();
+        let err = ports
+            .service(IamSettings::default())
+            .refresh("short", AuditContext::default())
+            .await
+            .unwrap_err();
         assert_eq!(err, IamError::RefreshInvalid);
     }
 
     #[tokio::test]
     async fn refresh_returns_the_deterministic_successor_with_a_grace_window() {
         let mut ports = Ports::new();
-        ports.store.expect_rotate_refresh().withf(|r| r.grace == Duration::seconds(5) && r.successor.hash == vec![2; 32])
+        ports
+            .store
+            .expect_rotate_refresh()
+            .withf(|r| r.grace == Duration::seconds(5) && r.successor.hash == vec![2; 32])
             .returning(|_| Ok(RotateOutcome::Replayed(session(false))));
-        ports.store.expect_principal().returning(|_| Ok(Some(principal(Role::Agent))));
-        let result = ports.service(IamSettings::default()).refresh(&"a".repeat(64), AuditContext::default()).await.unwrap();
+        ports
+            .store
+            .expect_principal()
+            .returning(|_| Ok(Some(principal(Role::Agent))));
+        let result = ports
+            .service(IamSettings::default())
+            .refresh(&"a".repeat(64), AuditContext::default())
+            .await
+            .unwrap();
         assert_eq!(result.refresh_token, "b".repeat(64));
     }
 
     #[tokio::test]
     async fn authenticate_refuses_revoked_expired_and_foreign_sessions() {
-        let claims = AccessClaims { user_id: UserId::new(5), session_id: SessionId::from_uuid(Uuid::nil()), token_id: Uuid::nil(), expires_at: now() + Duration::minutes(5) };
+        let claims = AccessClaims {
+            user_id: UserId::new(5),
+            session_id: SessionId::from_uuid(Uuid::nil()),
+            token_id: Uuid::nil(),
+            expires_at: now() + Duration::minutes(5),
+        };
         let cases: Vec<(Option<SessionRecord>, IamError)> = vec![
             (None, IamError::SessionRevoked),
             (Some(session(true)), IamError::SessionRevoked),
-            (Some(SessionRecord { idle_expires_at: now(), ..session(false) }), IamError::SessionExpired),
-            (Some(SessionRecord { user_id: UserId::new(6), ..session(false) }), IamError::TokenInvalid),
+            (
+                Some(SessionRecord {
+                    idle_expires_at: now(),
+                    ..session(false)
+                }),
+                IamError::SessionExpired,
+            ),
+            (
+                Some(SessionRecord {
+                    user_id: UserId::new(6),
+                    ..session(false)
+                }),
+                IamError::TokenInvalid,
+            ),
         ];
         for (stored, expected) in cases {
             let mut ports = Ports::new();
             let c = claims.clone();
-            ports.access.expect_verify().returning(move |_, _| Ok(c.clone()));
-            ports.store.expect_session().returning(move |_| Ok(stored.clone()));
-            ports.store.expect_principal().returning(|_| Ok(Some(principal(Role::Agent))));
-            let err = ports.service(IamSettings::default()).authenticate("tok").await.unwrap_err();
+            ports
+                .access
+                .expect_verify()
+                .returning(move |_, _| Ok(c.clone()));
+            ports
+                .store
+                .expect_session()
+                .returning(move |_| Ok(stored.clone()));
+            ports
+                .store
+                .expect_principal()
+                .returning(|_| Ok(Some(principal(Role::Agent))));
+            let err = ports
+                .service(IamSettings::default())
+                .authenticate("tok")
+                .await
+                .unwrap_err();
             assert_eq!(err, expected);
         }
         let mut ports = Ports::new();
-        ports.access.expect_verify().returning(|_, _| Err(TokenError::Expired));
-        assert_eq!(ports.service(IamSettings::default()).authenticate("tok").await.unwrap_err(), IamError::TokenExpired);
+        ports
+            .access
+            .expect_verify()
+            .returning(|_, _| Err(TokenError::Expired));
+        assert_eq!(
+            ports
+                .service(IamSettings::default())
+                .authenticate("tok")
+                .await
+                .unwrap_err(),
+            IamError::TokenExpired
+        );
     }
 
     #[tokio::test]
@@ -553,15 +808,34 @@ mod tests {
         let ports = Ports::new();
         let svc = ports.service(IamSettings::default());
         let ctx = |role| AuthContext {
-            claims: AccessClaims { user_id: UserId::new(5), session_id: SessionId::from_uuid(Uuid::nil()), token_id: Uuid::nil(), expires_at: now() },
+            claims: AccessClaims {
+                user_id: UserId::new(5),
+                session_id: SessionId::from_uuid(Uuid::nil()),
+                token_id: Uuid::nil(),
+                expires_at: now(),
+            },
             session: session(false),
             principal: principal(role),
         };
-        let scope = svc.tenant_scope(&ctx(Role::Admin), AccountId::new(1), Action::MembersWrite).unwrap();
+        let scope = svc
+            .tenant_scope(&ctx(Role::Admin), AccountId::new(1), Action::MembersWrite)
+            .unwrap();
         assert_eq!(scope.account_id(), AccountId::new(1));
         assert_eq!(scope.role(), Role::Admin);
-        assert_eq!(svc.tenant_scope(&ctx(Role::Agent), AccountId::new(1), Action::MembersWrite).unwrap_err(), IamError::Forbidden);
-        assert_eq!(svc.tenant_scope(&ctx(Role::Admin), AccountId::new(9), Action::MembersRead).unwrap_err(), IamError::NotAMember);
-        assert_eq!(svc.platform_scope(&ctx(Role::Admin), Action::PlatformRead).unwrap_err(), IamError::Forbidden);
+        assert_eq!(
+            svc.tenant_scope(&ctx(Role::Agent), AccountId::new(1), Action::MembersWrite)
+                .unwrap_err(),
+            IamError::Forbidden
+        );
+        assert_eq!(
+            svc.tenant_scope(&ctx(Role::Admin), AccountId::new(9), Action::MembersRead)
+                .unwrap_err(),
+            IamError::NotAMember
+        );
+        assert_eq!(
+            svc.platform_scope(&ctx(Role::Admin), Action::PlatformRead)
+                .unwrap_err(),
+            IamError::Forbidden
+        );
     }
 }

@@ -11,7 +11,9 @@ mod ports;
 mod service;
 
 pub use error::TenancyError;
-pub use model::{AccountSummary, AuditActor, AuditEntry, AuditQuery, Member, MemberPage, RoleChange};
+pub use model::{
+    AccountSummary, AuditActor, AuditEntry, AuditQuery, Member, MemberPage, RoleChange,
+};
 pub use ports::{AccountDirectory, AuditLog, MemberRepository};
 pub use service::TenancyService;
 

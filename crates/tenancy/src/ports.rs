@@ -12,7 +12,12 @@ use crate::model::{AccountSummary, AuditEntry, AuditQuery, Member, MemberPage, R
 #[async_trait]
 pub trait MemberRepository: Send + Sync {
     /// Members ordered by user id, after `after` (exclusive).
-    async fn list(&self, scope: &TenantScope, after: Option<UserId>, limit: Limit) -> Result<MemberPage, StoreError>;
+    async fn list(
+        &self,
+        scope: &TenantScope,
+        after: Option<UserId>,
+        limit: Limit,
+    ) -> Result<MemberPage, StoreError>;
 
     /// Sets a member's Hub role in one transaction: refuses with `LastAdmin` when it would
     /// leave the account without an admin, audits `member.role_changed` (metadata `from`,
@@ -22,7 +27,11 @@ pub trait MemberRepository: Send + Sync {
     /// - `MemberNotFound` when the user is not a member of the scope's account (including
     ///   members of other accounts: existence is not leaked);
     /// - `LastAdmin`; `Unavailable`; `Internal`.
-    async fn change_role(&self, scope: &TenantScope, change: &RoleChange) -> Result<Member, TenancyError>;
+    async fn change_role(
+        &self,
+        scope: &TenantScope,
+        change: &RoleChange,
+    ) -> Result<Member, TenancyError>;
 }
 
 /// The audit log of the scope's account.
@@ -31,7 +40,11 @@ pub trait MemberRepository: Send + Sync {
 pub trait AuditLog: Send + Sync {
     /// Entries of the scope's account, newest first, one page (`limit + 1` read to know
     /// whether more exist).
-    async fn list(&self, scope: &TenantScope, query: &AuditQuery) -> Result<(Vec<AuditEntry>, bool), StoreError>;
+    async fn list(
+        &self,
+        scope: &TenantScope,
+        query: &AuditQuery,
+    ) -> Result<(Vec<AuditEntry>, bool), StoreError>;
 }
 
 /// Accounts across tenants (super_admin only).
@@ -39,5 +52,10 @@ pub trait AuditLog: Send + Sync {
 #[async_trait]
 pub trait AccountDirectory: Send + Sync {
     /// Accounts ordered by id, after `after` (exclusive).
-    async fn list(&self, scope: &PlatformScope, after: Option<AccountId>, limit: Limit) -> Result<(Vec<AccountSummary>, bool), StoreError>;
+    async fn list(
+        &self,
+        scope: &PlatformScope,
+        after: Option<AccountId>,
+        limit: Limit,
+    ) -> Result<(Vec<AccountSummary>, bool), StoreError>;
 }

@@ -6,7 +6,7 @@ use whatpro_iam::{Action, PlatformScope, Role, TenantScope};
 use whatpro_kernel::{AccountId, Limit, UserId};
 
 use crate::error::TenancyError;
-use crate::model::{AccountSummary, AuditEntry, AuditQuery, MemberPage, RoleChange, Member};
+use crate::model::{AccountSummary, AuditEntry, AuditQuery, Member, MemberPage, RoleChange};
 use crate::ports::{AccountDirectory, AuditLog, MemberRepository};
 
 /// Members, audit and the account directory behind role checks.
@@ -18,15 +18,28 @@ pub struct TenancyService {
 
 impl TenancyService {
     /// Wires the service.
-    pub fn new(members: Arc<dyn MemberRepository>, audit: Arc<dyn AuditLog>, accounts: Arc<dyn AccountDirectory>) -> Self {
-        Self { members, audit, accounts }
+    pub fn new(
+        members: Arc<dyn MemberRepository>,
+        audit: Arc<dyn AuditLog>,
+        accounts: Arc<dyn AccountDirectory>,
+    ) -> Self {
+        Self {
+            members,
+            audit,
+            accounts,
+        }
     }
 
     /// Members of the scope's account.
     ///
     /// # Errors
     /// `Forbidden` without `MembersRead`; storage errors.
-    pub async fn list_members(&self, scope: &TenantScope, after: Option<UserId>, limit: Limit) -> Result<MemberPage, TenancyError> {
+    pub async fn list_members(
+        &self,
+        scope: &TenantScope,
+        after: Option<UserId>,
+        limit: Limit,
+    ) -> Result<MemberPage, TenancyError> {
         if !scope.can(Action::MembersRead) {
             return Err(TenancyError::Forbidden);
         }
@@ -37,12 +50,18 @@ impl TenancyService {
     ///
     /// # Errors
     /// `Forbidden`, `InvalidRole`, `MemberNotFound`, `LastAdmin`, storage errors.
-    pub async fn change_role(&self, scope: &TenantScope, change: RoleChange) -> Result<Member, TenancyError> {
+    pub async fn change_role(
+        &self,
+        scope: &TenantScope,
+        change: RoleChange,
+    ) -> Result<Member, TenancyError> {
         if !scope.can(Action::MembersWrite) {
             return Err(TenancyError::Forbidden);
         }
         if change.role == Role::SuperAdmin {
-            return Err(TenancyError::InvalidRole("super_admin cannot be granted through the API".to_owned()));
+            return Err(TenancyError::InvalidRole(
+                "super_admin cannot be granted through the API".to_owned(),
+            ));
         }
         self.members.change_role(scope, &change).await
     }
@@ -51,16 +70,24 @@ impl TenancyService {
     ///
     /// # Errors
     /// `Forbidden` without `AuditRead`; `InvalidQuery` for a malformed action filter.
-    pub async fn list_audit(&self, scope: &TenantScope, query: AuditQuery) -> Result<(Vec<AuditEntry>, bool), TenancyError> {
+    pub async fn list_audit(
+        &self,
+        scope: &TenantScope,
+        query: AuditQuery,
+    ) -> Result<(Vec<AuditEntry>, bool), TenancyError> {
         if !scope.can(Action::AuditRead) {
             return Err(TenancyError::Forbidden);
         }
         if let Some(action) = &query.action {
             let valid = !action.is_empty()
                 && action.len() <= 64
-                && action.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_');
+                && action
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_');
             if !valid {
-                return Err(TenancyError::InvalidQuery(format!("`{action}` is not an audit action")));
+                return Err(TenancyError::InvalidQuery(format!(
+                    "`{action}` is not an audit action"
+                )));
             }
         }
         Ok(self.audit.list(scope, &query).await?)
@@ -70,7 +97,12 @@ impl TenancyService {
     ///
     /// # Errors
     /// Storage errors.
-    pub async fn list_accounts(&self, scope: &PlatformScope, after: Option<AccountId>, limit: Limit) -> Result<(Vec<AccountSummary>, bool), TenancyError> {
+    pub async fn list_accounts(
+        &self,
+        scope: &PlatformScope,
+        after: Option<AccountId>,
+        limit: Limit,
+    ) -> Result<(Vec<AccountSummary>, bool), TenancyError> {
         Ok(self.accounts.list(scope, after, limit).await?)
     }
 }
@@ -82,7 +114,11 @@ mod tests {
     use whatpro_iam::AuditContext;
 
     fn service(members: MockMemberRepository, audit: MockAuditLog) -> TenancyService {
-        TenancyService::new(Arc::new(members), Arc::new(audit), Arc::new(MockAccountDirectory::new()))
+        TenancyService::new(
+            Arc::new(members),
+            Arc::new(audit),
+            Arc::new(MockAccountDirectory::new()),
+        )
     }
 
     fn scope(role: Role) -> TenantScope {
@@ -90,7 +126,11 @@ mod tests {
     }
 
     fn change(role: Role) -> RoleChange {
-        RoleChange { user_id: UserId::new(6), role, audit: AuditContext::default() }
+        RoleChange {
+            user_id: UserId::new(6),
+            role,
+            audit: AuditContext::default(),
+        }
     }
 
     #[tokio::test]
@@ -98,7 +138,10 @@ mod tests {
         for role in [Role::Supervisor, Role::Agent, Role::Viewer] {
             let mut members = MockMemberRepository::new();
             members.expect_change_role().never();
-            let err = service(members, MockAuditLog::new()).change_role(&scope(role), change(Role::Viewer)).await.unwrap_err();
+            let err = service(members, MockAuditLog::new())
+                .change_role(&scope(role), change(Role::Viewer))
+                .await
+                .unwrap_err();
             assert_eq!(err, TenancyError::Forbidden, "{role}");
         }
     }
@@ -107,7 +150,10 @@ mod tests {
     async fn super_admin_is_never_granted() {
         let mut members = MockMemberRepository::new();
         members.expect_change_role().never();
-        let err = service(members, MockAuditLog::new()).change_role(&scope(Role::Admin), change(Role::SuperAdmin)).await.unwrap_err();
+        let err = service(members, MockAuditLog::new())
+            .change_role(&scope(Role::Admin), change(Role::SuperAdmin))
+            .await
+            .unwrap_err();
         assert!(matches!(err, TenancyError::InvalidRole(_)));
     }
 
@@ -116,20 +162,46 @@ mod tests {
         let mut members = MockMemberRepository::new();
         members
             .expect_change_role()
-            .withf(|scope, change| scope.account_id() == AccountId::new(1) && change.role == Role::Supervisor)
+            .withf(|scope, change| {
+                scope.account_id() == AccountId::new(1) && change.role == Role::Supervisor
+            })
             .returning(|_, _| Err(TenancyError::LastAdmin));
-        let err = service(members, MockAuditLog::new()).change_role(&scope(Role::Admin), change(Role::Supervisor)).await.unwrap_err();
+        let err = service(members, MockAuditLog::new())
+            .change_role(&scope(Role::Admin), change(Role::Supervisor))
+            .await
+            .unwrap_err();
         assert_eq!(err, TenancyError::LastAdmin);
     }
 
     #[tokio::test]
     async fn audit_is_for_admins_and_filters_are_checked() {
         let mut audit = MockAuditLog::new();
-        audit.expect_list().times(1).returning(|_, _| Ok((Vec::new(), false)));
+        audit
+            .expect_list()
+            .times(1)
+            .returning(|_, _| Ok((Vec::new(), false)));
         let svc = service(MockMemberRepository::new(), audit);
-        let query = |action: Option<&str>| AuditQuery { action: action.map(str::to_owned), limit: Limit::default(), before: None };
-        assert_eq!(svc.list_audit(&scope(Role::Agent), query(None)).await.unwrap_err(), TenancyError::Forbidden);
-        assert!(matches!(svc.list_audit(&scope(Role::Admin), query(Some("DROP TABLE"))).await.unwrap_err(), TenancyError::InvalidQuery(_)));
-        assert!(svc.list_audit(&scope(Role::Admin), query(Some("auth.login"))).await.is_ok());
+        let query = |action: Option<&str>| AuditQuery {
+            action: action.map(str::to_owned),
+            limit: Limit::default(),
+            before: None,
+        };
+        assert_eq!(
+            svc.list_audit(&scope(Role::Agent), query(None))
+                .await
+                .unwrap_err(),
+            TenancyError::Forbidden
+        );
+        assert!(matches!(
+            svc.list_audit(&scope(Role::Admin), query(Some("DROP TABLE")))
+                .await
+                .unwrap_err(),
+            TenancyError::InvalidQuery(_)
+        ));
+        assert!(
+            svc.list_audit(&scope(Role::Admin), query(Some("auth.login")))
+                .await
+                .is_ok()
+        );
     }
 }

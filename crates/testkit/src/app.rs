@@ -51,7 +51,11 @@ impl TestAppBuilder {
                 .unwrap_or_else(|e| panic!("key generation failed: {e}"))
                 .to_paserk_list()
         };
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("cannot bind a loopback port: {e}"));
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let mut sources = Sources::from_pairs([
+            ("HUB_PUBLIC_URL", format!("http://127.0.0.1:{port}")),
             ("DATABASE_URL", db.url().to_owned()),
             ("CHATWOOT_URL", chatwoot.url()),
             ("HUB_BIND", "127.0.0.1:0".to_owned()),
@@ -65,12 +69,9 @@ impl TestAppBuilder {
             sources.set(&name, value);
         }
         let config = Config::load(&sources).unwrap_or_else(|e| panic!("test config: {e}"));
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .unwrap_or_else(|e| panic!("cannot bind a loopback port: {e}"));
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
-        let metrics =
-            whatpro_telemetry::Metrics::new().unwrap_or_else(|e| panic!("metrics registry: {e}"));
-        let state = AppState::new(config, db.pool(), metrics);
+        let state = whatpro_app::wiring::build_state(config, db.pool())
+            .await
+            .unwrap_or_else(|e| panic!("app state: {e}"));
         let app =
             Application::from_listener_with(state.clone(), listener, self.probes.unwrap_or(|_| {}))
                 .unwrap_or_else(|e| panic!("app did not start: {e}"));

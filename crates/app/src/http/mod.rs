@@ -1,11 +1,14 @@
 //! The HTTP surface: the middleware stack, the route table and the OpenAPI document.
 
+pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod iam;
 pub mod observe;
 pub mod ops;
 pub mod request_id;
 pub mod security;
+pub mod tenancy;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -27,15 +30,46 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         title = "WhatPro Hub API",
         description = "Multi-tenant companion service for Chatwoot. Every error uses the ErrorBody schema."
     ),
-    components(schemas(error::ErrorBody))
+    components(schemas(error::ErrorBody)),
+    modifiers(&BearerAuth)
 )]
 struct ApiDoc;
+
+/// Declares the `bearer` security scheme (PASETO access tokens).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("PASETO v4.local")
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// Every documented route.
 fn routes(cfg: &mut ServiceConfig) {
     cfg.service(ops::healthz)
         .service(ops::readyz)
-        .service(ops::metrics);
+        .service(ops::metrics)
+        .service(iam::sso)
+        .service(iam::refresh)
+        .service(iam::logout)
+        .service(iam::me)
+        .service(iam::list_sessions)
+        .service(iam::revoke_session)
+        .service(iam::revoke_other_sessions)
+        .service(tenancy::list_members)
+        .service(tenancy::change_role)
+        .service(tenancy::list_audit)
+        .service(tenancy::list_accounts);
 }
 
 /// The OpenAPI document generated from the handlers.

@@ -1,0 +1,90 @@
+//! The composition root: adapters built from the configuration and plugged into the domain
+//! services. `serve`, `dev`, the tests and the benchmarks all build their state here.
+
+use std::sync::Arc;
+
+use whatpro_chatwoot::{ChatwootClient, ClientSettings};
+use whatpro_crypto::{HubRefreshTokens, PasetoAccessTokens};
+use whatpro_db::{
+    CachedIdentityStore, PgAccountDirectory, PgAuditLog, PgIdentityStore, PgMemberRepository, Pool,
+};
+use whatpro_iam::{IamService, IamSettings};
+use whatpro_kernel::{SystemClock, UuidV7Gen};
+use whatpro_ratelimit::{LocalLimiter, RateLimiter, RedisLimiter};
+use whatpro_telemetry::Metrics;
+use whatpro_tenancy::TenancyService;
+
+use crate::config::{Config, ConfigError};
+use crate::startup::StartupError;
+use crate::state::AppState;
+
+fn missing(var: &str) -> StartupError {
+    StartupError::Config(ConfigError {
+        var: var.to_owned(),
+        problem: "is required".to_owned(),
+    })
+}
+
+/// Builds every adapter and service for `config` over `pool`, and starts the cache
+/// invalidation listener (on the current Tokio runtime).
+///
+/// # Errors
+/// Missing keys or Chatwoot URL; Redis unreachable when `REDIS_URL` is set.
+pub async fn build_state(config: Config, pool: Pool) -> Result<AppState, StartupError> {
+    let token_keys = config
+        .token_keys
+        .clone()
+        .ok_or_else(|| missing("HUB_TOKEN_KEYS"))?;
+    let data_keys = config
+        .data_keys
+        .clone()
+        .ok_or_else(|| missing("HUB_DATA_KEYS"))?;
+    let chatwoot_url = config
+        .chatwoot_url
+        .clone()
+        .ok_or_else(|| missing("CHATWOOT_URL"))?;
+    let database_url = config
+        .database_url
+        .clone()
+        .ok_or_else(|| missing("DATABASE_URL"))?;
+
+    let chatwoot = ChatwootClient::new(chatwoot_url, ClientSettings::default())
+        .map_err(|e| StartupError::Other(format!("CHATWOOT_URL: {e}")))?;
+    let store = Arc::new(CachedIdentityStore::new(PgIdentityStore::new(pool.clone())));
+    store.spawn_listener(database_url.expose().to_owned());
+    let invalidator = store.invalidator();
+    let iam = IamService::new(
+        store,
+        Arc::new(chatwoot),
+        Arc::new(PasetoAccessTokens::new(token_keys.clone())),
+        Arc::new(HubRefreshTokens::new(&token_keys, data_keys)),
+        Arc::new(SystemClock),
+        Arc::new(UuidV7Gen),
+        IamSettings {
+            super_admin_emails: config.super_admin_emails.clone(),
+            ..IamSettings::default()
+        },
+    );
+    let tenancy = TenancyService::new(
+        Arc::new(PgMemberRepository::new(pool.clone()).with_invalidator(invalidator)),
+        Arc::new(PgAuditLog::new(pool.clone())),
+        Arc::new(PgAccountDirectory::new(pool.clone())),
+    );
+    let limiter: Arc<dyn RateLimiter> = match &config.redis_url {
+        Some(url) => Arc::new(
+            RedisLimiter::connect(url.expose())
+                .await
+                .map_err(|e| StartupError::Other(format!("REDIS_URL: cannot connect: {e}")))?,
+        ),
+        None => Arc::new(LocalLimiter::new()),
+    };
+    let metrics = Metrics::new().map_err(|e| StartupError::Other(e.to_string()))?;
+    Ok(AppState {
+        pool,
+        metrics,
+        config: Arc::new(config),
+        iam: Arc::new(iam),
+        tenancy: Arc::new(tenancy),
+        limiter,
+    })
+}

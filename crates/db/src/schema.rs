@@ -1,0 +1,300 @@
+//! Diesel table definitions, written by hand to match `migrations/` (diesel_cli is not used).
+//! [`schema_mismatches`] compares them with the live catalog, so a drift fails the tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use diesel::QueryableByName;
+use diesel::pg::{Pg, PgMetadataLookup, PgTypeMetadata};
+use diesel::sql_types::{BigInt, Bool, HasSqlType, SqlType, Text};
+use diesel::{Column, Expression, Table};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::DbError;
+
+diesel::table! {
+    /// Chatwoot accounts (tenants); `id` is Chatwoot's account id.
+    accounts (id) {
+        id -> Int8,
+        name -> Text,
+        status -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Chatwoot users who signed in; `id` is Chatwoot's user id.
+    users (id) {
+        id -> Int8,
+        email -> Text,
+        name -> Text,
+        super_admin -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Memberships of users in accounts, with both roles.
+    account_members (account_id, user_id) {
+        account_id -> Int8,
+        user_id -> Int8,
+        role -> Text,
+        chatwoot_role -> Text,
+        role_overridden -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Hub sessions (user-level).
+    sessions (id) {
+        id -> Uuid,
+        user_id -> Int8,
+        user_agent -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        sealed_credential -> Nullable<Text>,
+        created_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+        idle_expires_at -> Timestamptz,
+        absolute_expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Refresh tokens (hashes only), bound to sessions.
+    refresh_tokens (id) {
+        id -> Uuid,
+        session_id -> Uuid,
+        token_hash -> Bytea,
+        parent_id -> Nullable<Uuid>,
+        successor_hash -> Nullable<Bytea>,
+        used_at -> Nullable<Timestamptz>,
+        expires_at -> Timestamptz,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// The audit log; `account_id` NULL is a platform-level event.
+    audit_log (id) {
+        id -> Uuid,
+        account_id -> Nullable<Int8>,
+        actor_type -> Text,
+        actor_id -> Nullable<Text>,
+        action -> Text,
+        target -> Nullable<Text>,
+        metadata -> Jsonb,
+        request_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(account_members -> accounts (account_id));
+diesel::joinable!(account_members -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(refresh_tokens -> sessions (session_id));
+diesel::joinable!(audit_log -> accounts (account_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    accounts,
+    users,
+    account_members,
+    sessions,
+    refresh_tokens,
+    audit_log,
+);
+
+/// One declared column: name, nullable, type OID.
+type DeclaredColumn = (&'static str, bool, u32);
+
+/// Whether a diesel SQL type is nullable.
+trait NullFlag {
+    const NULLABLE: bool;
+}
+
+impl NullFlag for diesel::sql_types::is_nullable::IsNullable {
+    const NULLABLE: bool = true;
+}
+
+impl NullFlag for diesel::sql_types::is_nullable::NotNull {
+    const NULLABLE: bool = false;
+}
+
+/// Resolves only built-in types; a custom type name yields OID 0 (reported as a mismatch).
+struct BuiltinTypesOnly;
+
+impl PgMetadataLookup for BuiltinTypesOnly {
+    fn lookup_type(&mut self, _type_name: &str, _schema: Option<&str>) -> PgTypeMetadata {
+        PgTypeMetadata::new(0, 0)
+    }
+}
+
+fn describe_column<C>() -> DeclaredColumn
+where
+    C: Column + Expression,
+    C::SqlType: SqlType,
+    <C::SqlType as SqlType>::IsNull: NullFlag,
+    Pg: HasSqlType<C::SqlType>,
+{
+    let metadata = <Pg as HasSqlType<C::SqlType>>::metadata(&mut BuiltinTypesOnly);
+    let oid = metadata.oid().unwrap_or(0);
+    (
+        C::NAME,
+        <<C::SqlType as SqlType>::IsNull as NullFlag>::NULLABLE,
+        oid,
+    )
+}
+
+/// A tuple of columns (a table's `AllColumns`) that can describe itself.
+trait DescribeColumns {
+    fn describe() -> Vec<DeclaredColumn>;
+}
+
+macro_rules! describe_tuple {
+    ($($c:ident),+) => {
+        impl<$($c),+> DescribeColumns for ($($c,)+)
+        where
+            $(
+                $c: Column + Expression,
+                $c::SqlType: SqlType,
+                <$c::SqlType as SqlType>::IsNull: NullFlag,
+                Pg: HasSqlType<$c::SqlType>,
+            )+
+        {
+            fn describe() -> Vec<DeclaredColumn> {
+                vec![$(describe_column::<$c>()),+]
+            }
+        }
+    };
+}
+
+describe_tuple!(A);
+describe_tuple!(A, B);
+describe_tuple!(A, B, C);
+describe_tuple!(A, B, C, D);
+describe_tuple!(A, B, C, D, E);
+describe_tuple!(A, B, C, D, E, F);
+describe_tuple!(A, B, C, D, E, F, G);
+describe_tuple!(A, B, C, D, E, F, G, H);
+describe_tuple!(A, B, C, D, E, F, G, H, I);
+describe_tuple!(A, B, C, D, E, F, G, H, I, J);
+describe_tuple!(A, B, C, D, E, F, G, H, I, J, K);
+describe_tuple!(A, B, C, D, E, F, G, H, I, J, K, L);
+describe_tuple!(A, B, C, D, E, F, G, H, I, J, K, L, M);
+describe_tuple!(A, B, C, D, E, F, G, H, I, J, K, L, M, N);
+describe_tuple!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O);
+describe_tuple!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P);
+
+/// A declared table's SQL name (its module name) and its columns.
+macro_rules! describe_table {
+    ($table:ident) => {
+        (
+            stringify!($table).to_owned(),
+            <<$table::table as Table>::AllColumns as DescribeColumns>::describe(),
+        )
+    };
+}
+
+/// Every table declared above, with its columns.
+fn declared_tables() -> Vec<(String, Vec<DeclaredColumn>)> {
+    vec![
+        describe_table!(accounts),
+        describe_table!(users),
+        describe_table!(account_members),
+        describe_table!(sessions),
+        describe_table!(refresh_tokens),
+        describe_table!(audit_log),
+    ]
+}
+
+#[derive(QueryableByName)]
+struct CatalogColumn {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    column_name: String,
+    #[diesel(sql_type = BigInt)]
+    type_oid: i64,
+    #[diesel(sql_type = Bool)]
+    nullable: bool,
+}
+
+const CATALOG_SQL: &str = r"
+SELECT c.relname::text AS table_name, a.attname::text AS column_name,
+       a.atttypid::int8 AS type_oid, NOT a.attnotnull AS nullable
+  FROM pg_attribute a
+  JOIN pg_class c ON c.oid = a.attrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'public' AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+   AND c.relname NOT LIKE '\_\_diesel\_schema\_migrations%'";
+
+/// Compares the diesel tables of this crate with the database's catalog (tables, column
+/// names, types and nullability) and describes every difference; empty means in sync.
+///
+/// # Errors
+/// `DbError::Query` when the catalog cannot be read.
+pub async fn schema_mismatches(conn: &mut AsyncPgConnection) -> Result<Vec<String>, DbError> {
+    let rows: Vec<CatalogColumn> = diesel::sql_query(CATALOG_SQL).load(conn).await?;
+    let mut catalog: BTreeMap<String, BTreeMap<String, (u32, bool)>> = BTreeMap::new();
+    for row in rows {
+        let oid = u32::try_from(row.type_oid).unwrap_or(0);
+        catalog
+            .entry(row.table_name)
+            .or_default()
+            .insert(row.column_name, (oid, row.nullable));
+    }
+
+    let mut problems = Vec::new();
+    let mut declared_names = BTreeSet::new();
+    for (table, columns) in declared_tables() {
+        declared_names.insert(table.clone());
+        let Some(live) = catalog.get(&table) else {
+            problems.push(format!(
+                "table `{table}` is declared in schema.rs but missing in the database"
+            ));
+            continue;
+        };
+        let mut seen = BTreeSet::new();
+        for (column, nullable, oid) in columns {
+            seen.insert(column.to_owned());
+            match live.get(column) {
+                None => problems.push(format!(
+                    "column `{table}.{column}` is declared but missing in the database"
+                )),
+                Some((live_oid, live_nullable)) => {
+                    if *live_oid != oid {
+                        problems.push(format!(
+                            "column `{table}.{column}` has type oid {live_oid} in the database but {oid} in schema.rs"
+                        ));
+                    }
+                    if *live_nullable != nullable {
+                        problems.push(format!(
+                            "column `{table}.{column}` is {} in the database but {} in schema.rs",
+                            if *live_nullable {
+                                "nullable"
+                            } else {
+                                "NOT NULL"
+                            },
+                            if nullable { "Nullable" } else { "not nullable" },
+                        ));
+                    }
+                }
+            }
+        }
+        for column in live.keys().filter(|c| !seen.contains(*c)) {
+            problems.push(format!(
+                "column `{table}.{column}` exists in the database but not in schema.rs"
+            ));
+        }
+    }
+    for table in catalog.keys().filter(|t| !declared_names.contains(*t)) {
+        problems.push(format!(
+            "table `{table}` exists in the database but not in schema.rs"
+        ));
+    }
+    Ok(problems)
+}
