@@ -157,6 +157,8 @@ pub struct Config {
     /// `HUB_TRUST_FORWARDED_FOR`: take the client IP from `X-Forwarded-For` (only behind a
     /// proxy that sets it; otherwise clients could pick their own IP for rate limits).
     pub trust_forwarded_for: bool,
+    /// `HUB_SSO_RATE_PER_MINUTE`: SSO attempts allowed per client IP and minute.
+    pub sso_rate_per_minute: u32,
 }
 
 /// Every variable the Hub reads, for the `whatpro.toml` key check and the docs.
@@ -190,6 +192,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "HUB_DB_POOL_SIZE",
     "HUB_WORKERS",
     "HUB_TRUST_FORWARDED_FOR",
+    "HUB_SSO_RATE_PER_MINUTE",
 ];
 
 /// Default Asaas endpoint (sandbox).
@@ -473,6 +476,7 @@ impl Config {
             )?),
             db_pool_size: number(src, "HUB_DB_POOL_SIZE", 16, 1, 1000)?,
             trust_forwarded_for: boolean(src, "HUB_TRUST_FORWARDED_FOR", false)?,
+            sso_rate_per_minute: number(src, "HUB_SSO_RATE_PER_MINUTE", 10, 1, 1_000_000)?,
             workers: src
                 .get("HUB_WORKERS")
                 .map(|_| number(src, "HUB_WORKERS", 1, 1, 1024))

@@ -168,9 +168,12 @@ fn print_banner(
         println!("Try first:");
         println!("  curl -s {hub}/readyz");
         println!(
-            "  curl -s -H 'api_access_token: {}' {}/api/v1/profile",
-            seed.admin.access_token,
-            sim.url()
+            "  curl -s -X POST {hub}/api/v1/auth/sso -H 'content-type: application/json' \\\n       -d '{{\"chatwoot_access_token\":\"{}\",\"token_delivery\":\"body\"}}'",
+            seed.admin.access_token
+        );
+        println!("  curl -s -H 'authorization: Bearer <access_token>' {hub}/api/v1/me");
+        println!(
+            "  curl -s -H 'authorization: Bearer <access_token>' {hub}/api/v1/accounts/1/members"
         );
     } else {
         println!(
