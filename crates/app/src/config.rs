@@ -501,6 +501,17 @@ impl Config {
                 "is required (the base URL of your Chatwoot, e.g. https://chat.example.com)",
             ));
         }
+        for (var, keys) in [
+            ("HUB_TOKEN_KEYS", &self.token_keys),
+            ("HUB_DATA_KEYS", &self.data_keys),
+        ] {
+            if keys.is_none() {
+                return Err(ConfigError::new(
+                    var,
+                    "is required (comma-separated PASERK k4.local keys; `whatpro-hub keygen` prints one)",
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -126,6 +126,8 @@ impl Server {
             .env("CHATWOOT_URL", "http://127.0.0.1:9")
             .env("HUB_BIND", format!("127.0.0.1:{port}"))
             .env("HUB_WORKERS", "1")
+            .env("HUB_TOKEN_KEYS", whatpro_crypto::KeyRing::generate().unwrap().to_paserk_list())
+            .env("HUB_DATA_KEYS", whatpro_crypto::KeyRing::generate().unwrap().to_paserk_list())
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -356,4 +358,57 @@ async fn spans_are_exported_to_the_otlp_endpoint() {
         contains(&trace_id),
         "the incoming traceparent was not continued"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_in_flight_requests_finish() {
+    use whatpro_chatwoot_sim::{ChatwootSim, Fault};
+    let sim = ChatwootSim::start(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    let seed = sim.seed_demo();
+    let db = TestDb::new().await;
+    let keys = whatpro_crypto::KeyRing::generate()
+        .unwrap()
+        .to_paserk_list();
+    let server = Server::start(
+        &db,
+        &[
+            ("CHATWOOT_URL", sim.url()),
+            ("HUB_TOKEN_KEYS", keys.clone()),
+            ("HUB_DATA_KEYS", keys),
+        ],
+    );
+    // Chatwoot answers slowly, so the sign-in is still running when SIGTERM arrives.
+    sim.set_fault(Some(Fault::Delay(Duration::from_millis(1500))));
+    let port = server.port;
+    let token = seed.admin.access_token.clone();
+    let request = std::thread::spawn(move || {
+        use std::io::Write;
+        let body = format!(r#"{{"chatwoot_access_token":"{token}","token_delivery":"body"}}"#);
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        write!(
+            stream,
+            "POST /api/v1/auth/sso HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (code, output) = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    let response = request.join().unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "in-flight request was cut: {response:?}\n{output}"
+    );
+    assert!(response.contains("access_token"));
+    assert_eq!(code, Some(0), "{output}");
 }

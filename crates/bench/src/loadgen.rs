@@ -32,8 +32,8 @@ pub struct Schedule {
 pub enum Outcome {
     /// Completed with a success status.
     Success,
-    /// Completed, but the status was not 2xx.
-    NonSuccess,
+    /// Completed, but the status (this one) was not 2xx.
+    NonSuccess(u16),
     /// Failed (connection, I/O, protocol or query error).
     Error,
 }
@@ -80,8 +80,8 @@ async fn drive<W: Worker>(mut worker: W, measure_start: Instant, end: Instant) -
             continue;
         }
         match outcome {
-            Ok(Outcome::Success) => tally.record(started.elapsed(), true),
-            Ok(Outcome::NonSuccess) => tally.record(started.elapsed(), false),
+            Ok(Outcome::Success) => tally.record(started.elapsed(), None),
+            Ok(Outcome::NonSuccess(status)) => tally.record(started.elapsed(), Some(status)),
             Ok(Outcome::Error) => tally.errors += 1,
             Err(_elapsed) => {
                 tally.errors += 1;
@@ -108,16 +108,17 @@ pub async fn connect(addr: SocketAddr) -> AnyResult<SendRequest<Full<Bytes>>> {
     Ok(sender)
 }
 
-/// Sends one request on a fresh connection and returns the status code (used for readiness).
+/// Sends one request on a fresh connection and returns the status code and the body (used for
+/// readiness, signing in and the check before each scenario).
 ///
 /// # Errors
 /// When connecting, sending or reading the body fails.
-pub async fn probe(addr: SocketAddr, spec: &RequestSpec) -> AnyResult<u16> {
+pub async fn fetch(addr: SocketAddr, spec: &RequestSpec) -> AnyResult<(u16, Bytes)> {
     let mut sender = connect(addr).await?;
     let response = sender.send_request(spec.build(&addr.to_string())?).await?;
     let status = response.status().as_u16();
-    response.into_body().collect().await?;
-    Ok(status)
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, body))
 }
 
 /// A worker holding one keep-alive HTTP/1.1 connection.
@@ -157,12 +158,12 @@ impl HttpWorker {
         let request = self.spec.build(&self.host).ok()?;
         sender.ready().await.ok()?;
         let response = sender.send_request(request).await.ok()?;
-        let success = response.status().is_success();
+        let status = response.status();
         response.into_body().collect().await.ok()?;
-        Some(if success {
+        Some(if status.is_success() {
             Outcome::Success
         } else {
-            Outcome::NonSuccess
+            Outcome::NonSuccess(status.as_u16())
         })
     }
 }

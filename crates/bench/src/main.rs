@@ -1,13 +1,16 @@
 //! `whatpro-bench`: the benchmark harness of WhatPro Hub.
 //!
-//! Starts a throwaway PostgreSQL, the release `whatpro-hub serve` and a one-route actix-web
-//! server (this binary's hidden `serve-minimal` subcommand, in its own process), then drives them
-//! with a closed-loop load generator (fixed concurrency, warm-up, measured duration, HDR
-//! histograms). The Hub's scenarios are quoted as percentages of two ceilings measured in the
-//! same run: the minimal actix-web handler and raw `SELECT 1` over the server's pool settings.
-//! Results go to `<out>/foundation.json` and `<out>/foundation.md`.
+//! Starts a throwaway PostgreSQL, the Chatwoot simulator (in this process), the release
+//! `whatpro-hub serve` and a one-route actix-web server (this binary's hidden `serve-minimal`
+//! subcommand, in its own process), signs in to the Hub once, then drives the servers with a
+//! closed-loop load generator (fixed concurrency, warm-up, measured duration, HDR histograms).
+//! The Hub's scenarios are quoted as percentages of references measured in the same run: the
+//! minimal actix-web handler, raw `SELECT 1` over the server's pool settings, and (for
+//! authenticated routes) the Hub's own `/healthz`. Results go to `<out>/foundation.json` and
+//! `<out>/foundation.md`.
 
 mod loadgen;
+mod machine;
 mod procs;
 mod report;
 mod scenario;
@@ -17,21 +20,48 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use clap::{Parser, Subcommand};
+use serde::Deserialize;
 use tokio::process::Command;
+use whatpro_chatwoot_sim::ChatwootSim;
+use whatpro_crypto::KeyRing;
 
-use crate::loadgen::{HttpWorker, Schedule, SelectOneWorker};
+use crate::loadgen::{HttpWorker, Schedule, SelectOneWorker, fetch};
+use crate::machine::{LoadAverage, cores};
 use crate::procs::{ServerProcess, free_port};
-use crate::report::{Report, Row, attach_ratios};
-use crate::scenario::{HttpScenario, SELECT_1, Target, http_scenarios};
+use crate::report::{GoalResult, Report, Row, attach_ratios, evaluate_goals};
+use crate::scenario::{
+    Context, FOUNDATION, HttpScenario, SELECT_1, SSO_PATH, Target, http_scenarios, sso_request,
+};
+use crate::stats::Stats;
 
 /// The error type of the harness: any error, reported as a message.
 pub type AnyResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// How long a server may take to answer its health route after starting.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the sign-in and the check request before each scenario may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `HUB_SSO_RATE_PER_MINUTE` for the Hub (default 10 per client IP and minute; every bench
+/// login comes from 127.0.0.1). The largest value the Hub accepts: a burst of a million and
+/// ~16 700 more per second, far above what one machine can sign in.
+const SSO_RATE_PER_MINUTE: u32 = 1_000_000;
+
+/// Age after which the bench signs in again before the next concurrency level (the Hub's access
+/// tokens live 15 minutes; only runs with long `--duration`s get there).
+const RESIGN_IN_AFTER: Duration = Duration::from_secs(10 * 60);
+
+/// Share of failed or non-2xx exchanges in a row above which the report warns.
+const WARN_FAILURE_SHARE: f64 = 0.01;
+
+/// Share of failed or non-2xx exchanges above which a row measures failures, not the scenario:
+/// the run then exits with an error (after writing the report).
+const INVALID_FAILURE_SHARE: f64 = 0.5;
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -95,11 +125,6 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("invalid duration `{text}` (must be positive and finite)"))
 }
 
-/// Logical CPUs of this machine.
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -149,6 +174,50 @@ impl Servers {
     }
 }
 
+/// What the Hub needs besides the database: its keys and a working Chatwoot.
+struct HubSetup {
+    /// The simulator's base URL (`CHATWOOT_URL`).
+    chatwoot_url: String,
+    /// The seeded administrator's personal API token (the SSO credential).
+    chatwoot_access_token: String,
+    /// `HUB_TOKEN_KEYS`.
+    token_keys: String,
+    /// `HUB_DATA_KEYS`.
+    data_keys: String,
+}
+
+impl HubSetup {
+    /// Fresh keys and the simulator's seeded administrator.
+    fn new(sim: &ChatwootSim) -> AnyResult<Self> {
+        let key = || -> AnyResult<String> {
+            Ok(KeyRing::generate()
+                .map_err(|e| format!("cannot generate a PASERK key: {e}"))?
+                .to_paserk_list())
+        };
+        let seed = sim.seed_demo();
+        Ok(Self {
+            chatwoot_url: sim.url(),
+            chatwoot_access_token: seed.admin.access_token,
+            token_keys: key()?,
+            data_keys: key()?,
+        })
+    }
+}
+
+/// What [`run_scenarios`] measured.
+struct RunResults {
+    /// The rows, grouped by section, then in declaration order, then by concurrency.
+    rows: Vec<Row>,
+    /// The targets, checked.
+    goals: Vec<GoalResult>,
+    /// Skipped scenarios and doubtful rows.
+    warnings: Vec<String>,
+    /// How many scenario rows were skipped.
+    skipped: usize,
+    /// How many rows mostly failed (see [`INVALID_FAILURE_SHARE`]).
+    invalid: usize,
+}
+
 /// The whole benchmark run.
 async fn bench(cli: &Cli) -> AnyResult<()> {
     if cli.connections.is_empty() || cli.connections.contains(&0) {
@@ -164,6 +233,18 @@ async fn bench(cli: &Cli) -> AnyResult<()> {
     }
     std::fs::create_dir_all(&cli.out)
         .map_err(|e| format!("cannot create {}: {e}", cli.out.display()))?;
+    let loadavg_start = LoadAverage::now();
+
+    // The simulator serves from this process's runtime until it is dropped at the end.
+    let sim = if cli.skip_hub {
+        None
+    } else {
+        let sim = ChatwootSim::start(([127, 0, 0, 1], 0).into())
+            .await
+            .map_err(|e| format!("cannot start the Chatwoot simulator: {e}"))?;
+        Some(sim)
+    };
+    let setup = sim.as_ref().map(HubSetup::new).transpose()?;
 
     eprintln!("starting a throwaway PostgreSQL…");
     let cluster = whatpro_pgcluster::LocalCluster::start_throwaway()
@@ -175,23 +256,31 @@ async fn bench(cli: &Cli) -> AnyResult<()> {
         minimal: None,
     };
     let result = tokio::select! {
-        result = run_scenarios(cli, &url, &mut servers) => result,
+        result = run_scenarios(cli, &url, setup.as_ref(), &mut servers) => result,
         _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
     };
+    let loadavg_end = LoadAverage::now();
     servers.shutdown().await;
+    drop(sim);
     if let Err(e) = cluster.stop() {
         eprintln!("warning: could not stop PostgreSQL: {e}");
     }
-    let rows = result?;
+    let results = result?;
 
     let report = Report {
         timestamp: time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)?,
         git_commit: git_commit(),
         cores: cores(),
+        cpu_model: machine::cpu_model(),
+        loadavg_start,
+        loadavg_end,
         warmup_secs: cli.warmup.as_secs_f64(),
         duration_secs: cli.duration.as_secs_f64(),
-        rows,
+        notes: notes(cli.skip_hub),
+        rows: results.rows,
+        goals: results.goals,
+        warnings: results.warnings,
     };
     let json_path = cli.out.join("foundation.json");
     let md_path = cli.out.join("foundation.md");
@@ -202,11 +291,59 @@ async fn bench(cli: &Cli) -> AnyResult<()> {
         .map_err(|e| format!("cannot write {}: {e}", md_path.display()))?;
     println!("{md}");
     eprintln!("wrote {} and {}", json_path.display(), md_path.display());
+    if results.skipped + results.invalid > 0 {
+        return Err(format!(
+            "{} scenario row(s) were skipped and {} mostly failed; see the warnings in {}",
+            results.skipped,
+            results.invalid,
+            md_path.display()
+        )
+        .into());
+    }
     Ok(())
 }
 
-/// Starts the servers and runs every scenario at every concurrency.
-async fn run_scenarios(cli: &Cli, url: &str, servers: &mut Servers) -> AnyResult<Vec<Row>> {
+/// How the run was set up, for the report.
+fn notes(skip_hub: bool) -> Vec<String> {
+    let mut notes = vec![
+        "The load generator runs on the same machine as the servers and competes with them for \
+         the cores."
+            .to_owned(),
+        "Percentages are req/s relative to the named reference at the same concurrency; \
+         `p99 ×N` is the row's p99 latency over the reference's."
+            .to_owned(),
+    ];
+    if skip_hub {
+        notes.push("--skip-hub: only the ceilings were measured.".to_owned());
+    } else {
+        notes.push(format!(
+            "The bench raises `HUB_SSO_RATE_PER_MINUTE` to {SSO_RATE_PER_MINUTE} for the Hub \
+             (default: 10 per client IP and minute; every bench login comes from 127.0.0.1), so \
+             the SSO rows measure signing in, not the rate limiter."
+        ));
+        notes.push(
+            "`CHATWOOT_URL` is the bundled Chatwoot simulator (whatpro-chatwoot-sim), served by \
+             the bench process itself: every SSO call verifies the token against it over HTTP \
+             and writes a session."
+                .to_owned(),
+        );
+        notes.push(
+            "Authenticated rows use the access token of one sign-in before the scenarios (it \
+             lives 15 minutes; runs longer than 10 minutes sign in again between concurrency \
+             levels)."
+                .to_owned(),
+        );
+    }
+    notes
+}
+
+/// Starts the servers, signs in, and runs every scenario at every concurrency.
+async fn run_scenarios(
+    cli: &Cli,
+    url: &str,
+    setup: Option<&HubSetup>,
+    servers: &mut Servers,
+) -> AnyResult<RunResults> {
     let schedule = Schedule {
         warmup: cli.warmup,
         duration: cli.duration,
@@ -216,34 +353,72 @@ async fn run_scenarios(cli: &Cli, url: &str, servers: &mut Servers) -> AnyResult
     minimal.wait_healthy("/", STARTUP_TIMEOUT).await?;
     let minimal_addr = minimal.addr;
 
-    let hub_addr = if cli.skip_hub {
-        eprintln!("--skip-hub: not starting the Hub, its scenarios are skipped");
-        None
-    } else {
-        let hub = servers
-            .hub
-            .insert(start_hub(&cli.server_bin, url, &cli.out)?);
-        hub.wait_healthy("/healthz", STARTUP_TIMEOUT).await?;
-        Some(hub.addr)
+    let hub = match setup {
+        None => {
+            eprintln!("--skip-hub: not starting the Hub, its scenarios are skipped");
+            None
+        }
+        Some(setup) => {
+            let hub = servers
+                .hub
+                .insert(start_hub(&cli.server_bin, url, setup, &cli.out)?);
+            hub.wait_healthy("/healthz", STARTUP_TIMEOUT).await?;
+            Some((hub.addr, setup))
+        }
     };
+    let hub_addr = hub.map(|(addr, _)| addr);
+    let mut signed_in_at = Instant::now();
+    let mut ctx = match hub {
+        Some((addr, setup)) => Context {
+            chatwoot_access_token: setup.chatwoot_access_token.clone(),
+            hub_access_token: sign_in(addr, &setup.chatwoot_access_token).await?,
+        },
+        None => Context::default(),
+    };
+    if hub.is_some() {
+        eprintln!("signed in to the Hub as the simulator's administrator");
+    }
 
-    // Concurrency is the outer loop so that each row and the ceilings it is quoted against are
-    // measured close together in time (the machine's background load drifts).
-    let scenarios = http_scenarios();
+    // Concurrency is the outer loop so that each row and the references it is quoted against
+    // are measured close together in time (the machine's background load drifts).
+    let mut scenarios = http_scenarios(&ctx);
     let pool = whatpro_db::build_pool(url, &whatpro_db::PoolSettings::default())?;
     let mut rows = Vec::new();
+    let mut warnings = Vec::new();
+    let mut skipped = 0;
+    let mut invalid = 0;
     for &conns in &cli.connections {
+        if let Some((addr, _)) = hub
+            && signed_in_at.elapsed() >= RESIGN_IN_AFTER
+        {
+            ctx.hub_access_token = sign_in(addr, &ctx.chatwoot_access_token).await?;
+            signed_in_at = Instant::now();
+            scenarios = http_scenarios(&ctx);
+            eprintln!("signed in again (the access token was about to expire)");
+        }
         for sc in &scenarios {
             let addr = match (sc.target, hub_addr) {
                 (Target::Minimal, _) => minimal_addr,
                 (Target::Hub, Some(addr)) => addr,
                 (Target::Hub, None) => continue,
             };
-            rows.push(run_http(sc, addr, conns, schedule).await?);
+            match run_http(sc, addr, conns, schedule).await? {
+                Measured::Row(row) => {
+                    warnings.extend(row_warning(&row));
+                    invalid += usize::from(mostly_failed(&row.stats));
+                    rows.push(*row);
+                }
+                Measured::Skipped(reason) => {
+                    eprintln!("warning: {reason}");
+                    warnings.push(reason);
+                    skipped += 1;
+                }
+            }
         }
         let workers = vec![SelectOneWorker::new(pool.clone()); conns];
         let stats = loadgen::run(workers, schedule).await?;
         let row = Row {
+            section: FOUNDATION.to_owned(),
             scenario: SELECT_1.to_owned(),
             target: "postgres".to_owned(),
             connections: conns,
@@ -253,39 +428,151 @@ async fn run_scenarios(cli: &Cli, url: &str, servers: &mut Servers) -> AnyResult
             ratios: Vec::new(),
         };
         progress(&row);
+        warnings.extend(row_warning(&row));
+        invalid += usize::from(mostly_failed(&row.stats));
         rows.push(row);
     }
     pool.close();
 
-    // Report grouped by scenario (in declaration order), then by concurrency.
+    // Report grouped by section (in order of first declaration), then by scenario (in
+    // declaration order), then by concurrency (the sort is stable).
+    let mut sections: Vec<&str> = Vec::new();
+    for sc in &scenarios {
+        if !sections.contains(&sc.section) {
+            sections.push(sc.section);
+        }
+    }
+    let section_rank = |name: &str| {
+        sections
+            .iter()
+            .position(|s| *s == name)
+            .unwrap_or(sections.len())
+    };
     let rank = |name: &str| {
         scenarios
             .iter()
             .position(|sc| sc.name == name)
             .unwrap_or(scenarios.len())
     };
-    rows.sort_by_key(|row| rank(&row.scenario));
+    rows.sort_by_key(|row| (section_rank(&row.section), rank(&row.scenario)));
     attach_ratios(&mut rows);
-    Ok(rows)
+    let goals = evaluate_goals(
+        scenarios
+            .iter()
+            .filter(|sc| sc.target == Target::Minimal || hub_addr.is_some())
+            .flat_map(|sc| sc.goals.iter().map(|g| (sc.name.as_str(), g))),
+        &rows,
+    );
+    Ok(RunResults {
+        rows,
+        goals,
+        warnings,
+        skipped,
+        invalid,
+    })
 }
 
-/// Runs one HTTP scenario at one concurrency.
+/// At most `max` characters of a response body, for error messages.
+fn snippet(body: &Bytes, max: usize) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out: String = text.chars().take(max).collect();
+    if text.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// A hint for a 429: the Hub limited the bench.
+fn rate_limit_hint(status: u16) -> String {
+    if status == 429 {
+        format!(
+            " (429: the Hub rate-limited the bench, which sets HUB_SSO_RATE_PER_MINUTE={SSO_RATE_PER_MINUTE}; \
+             does this server build honour it?)"
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// Signs in once with the simulator's administrator token and returns the Hub access token.
+async fn sign_in(hub: SocketAddr, chatwoot_access_token: &str) -> AnyResult<String> {
+    /// The part of the login answer the bench needs.
+    #[derive(Deserialize)]
+    struct Login {
+        access_token: String,
+    }
+    let spec = sso_request(chatwoot_access_token);
+    let (status, body) = tokio::time::timeout(CHECK_TIMEOUT, fetch(hub, &spec))
+        .await
+        .map_err(|_| {
+            format!("signing in (POST {SSO_PATH}) got no answer within {CHECK_TIMEOUT:?}")
+        })?
+        .map_err(|e| format!("signing in (POST {SSO_PATH}) failed: {e}"))?;
+    if status != 200 {
+        return Err(format!(
+            "signing in (POST {SSO_PATH} with the simulator's administrator token) answered \
+             {status}, expected 200{}: {}",
+            rate_limit_hint(status),
+            snippet(&body, 500)
+        )
+        .into());
+    }
+    let login: Login = serde_json::from_slice(&body).map_err(|e| {
+        format!(
+            "signing in (POST {SSO_PATH}) answered 200 without an access_token ({e}): {}",
+            snippet(&body, 500)
+        )
+    })?;
+    Ok(login.access_token)
+}
+
+/// A scenario at one concurrency: measured, or skipped with the reason.
+enum Measured {
+    Row(Box<Row>),
+    Skipped(String),
+}
+
+/// Runs one HTTP scenario at one concurrency, after checking that one request succeeds.
 async fn run_http(
     sc: &HttpScenario,
     addr: SocketAddr,
     conns: usize,
     schedule: Schedule,
-) -> AnyResult<Row> {
+) -> AnyResult<Measured> {
     // Fail early on a request that cannot be built instead of counting errors.
     sc.request
         .build(&addr.to_string())
         .map_err(|e| format!("scenario `{}` has an invalid request: {e}", sc.name))?;
+    // A scenario whose requests fail would measure error handling: skip it, with the reason.
+    let skip = |why: String| {
+        Ok(Measured::Skipped(format!(
+            "skipped `{}` at c={conns}: {why}",
+            sc.name
+        )))
+    };
+    match tokio::time::timeout(CHECK_TIMEOUT, fetch(addr, &sc.request)).await {
+        Err(_) => {
+            return skip(format!(
+                "a first request got no answer within {CHECK_TIMEOUT:?}"
+            ));
+        }
+        Ok(Err(e)) => return skip(format!("a first request failed: {e}")),
+        Ok(Ok((status, body))) if !(200..300).contains(&status) => {
+            return skip(format!(
+                "a first request answered {status}{}: {}",
+                rate_limit_hint(status),
+                snippet(&body, 300)
+            ));
+        }
+        Ok(Ok(_)) => {}
+    }
     let spec = Arc::new(sc.request.clone());
     let workers = (0..conns)
         .map(|_| HttpWorker::new(addr, Arc::clone(&spec)))
         .collect();
     let stats = loadgen::run(workers, schedule).await?;
     let row = Row {
+        section: sc.section.to_owned(),
         scenario: sc.name.clone(),
         target: sc.target.as_str().to_owned(),
         connections: conns,
@@ -295,14 +582,57 @@ async fn run_http(
         ratios: Vec::new(),
     };
     progress(&row);
-    Ok(row)
+    Ok(Measured::Row(Box::new(row)))
+}
+
+/// Whether more than [`INVALID_FAILURE_SHARE`] of the exchanges failed or were not 2xx (or
+/// none completed).
+fn mostly_failed(s: &Stats) -> bool {
+    let attempts = s.attempts();
+    attempts == 0 || (s.errors + s.non_2xx) as f64 > INVALID_FAILURE_SHARE * attempts as f64
+}
+
+/// A warning when more than [`WARN_FAILURE_SHARE`] of a row's exchanges failed or were not 2xx.
+fn row_warning(row: &Row) -> Option<String> {
+    let s: &Stats = &row.stats;
+    let bad = s.errors + s.non_2xx;
+    let attempts = s.attempts();
+    if attempts == 0 {
+        return Some(format!(
+            "`{}` at c={}: no exchange completed in the measured window",
+            row.scenario, row.connections
+        ));
+    }
+    if (bad as f64) <= WARN_FAILURE_SHARE * attempts as f64 {
+        return None;
+    }
+    let hint = if s.non_2xx_statuses.contains_key(&429) {
+        rate_limit_hint(429)
+    } else {
+        String::new()
+    };
+    let statuses = if s.non_2xx > 0 {
+        format!(" ({})", s.status_summary())
+    } else {
+        String::new()
+    };
+    let consequence = if mostly_failed(s) {
+        "the row measures failures, not the scenario"
+    } else {
+        "its req/s counts non-2xx answers too"
+    };
+    Some(format!(
+        "`{}` at c={}: {} of {attempts} exchanges failed ({} errors, {} non-2xx{statuses}){hint}; \
+         {consequence}",
+        row.scenario, row.connections, bad, s.errors, s.non_2xx
+    ))
 }
 
 /// One line per finished row on stderr.
 fn progress(row: &Row) {
     let s = &row.stats;
     eprintln!(
-        "{:<24} c={:<3} {:>9.0} req/s  p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms  \
+        "{:<42} c={:<3} {:>9.0} req/s  p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms  \
          errors {}  non-2xx {}",
         row.scenario,
         row.connections,
@@ -330,15 +660,25 @@ fn start_minimal(out: &Path) -> AnyResult<ServerProcess> {
     )
 }
 
-/// Starts `<server_bin> serve` against the throwaway database.
-fn start_hub(server_bin: &Path, url: &str, out: &Path) -> AnyResult<ServerProcess> {
+/// Starts `<server_bin> serve` against the throwaway database and the simulator.
+fn start_hub(
+    server_bin: &Path,
+    url: &str,
+    setup: &HubSetup,
+    out: &Path,
+) -> AnyResult<ServerProcess> {
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut command = Command::new(server_bin);
     command
         .arg("serve")
         .env("DATABASE_URL", url)
-        .env("CHATWOOT_URL", "http://127.0.0.1:9")
+        .env("CHATWOOT_URL", &setup.chatwoot_url)
+        .env("HUB_TOKEN_KEYS", &setup.token_keys)
+        .env("HUB_DATA_KEYS", &setup.data_keys)
+        .env("HUB_SSO_RATE_PER_MINUTE", SSO_RATE_PER_MINUTE.to_string())
+        // The simulator listens on loopback (as in `whatpro-hub dev` and the tests).
+        .env("HUB_ALLOW_PRIVATE_UPSTREAMS", "true")
         .env("HUB_BIND", addr.to_string())
         .env("HUB_LOG_FORMAT", "json")
         .env("RUST_LOG", "warn");
@@ -369,6 +709,62 @@ mod tests {
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    fn stats(requests: u64, errors: u64, non_2xx: &[(u16, u64)]) -> Stats {
+        Stats {
+            requests,
+            rps: 0.0,
+            p50_ms: 0.0,
+            p90_ms: 0.0,
+            p99_ms: 0.0,
+            max_ms: 0.0,
+            errors,
+            non_2xx: non_2xx.iter().map(|(_, n)| n).sum(),
+            non_2xx_statuses: non_2xx.iter().copied().collect(),
+        }
+    }
+
+    fn row_of(stats: Stats) -> Row {
+        Row {
+            section: FOUNDATION.to_owned(),
+            scenario: "s".to_owned(),
+            target: "hub".to_owned(),
+            connections: 4,
+            stats,
+            ceiling: None,
+            quoted_against: Vec::new(),
+            ratios: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn failure_shares() {
+        // Clean, and at most 1 % failed: no warning.
+        assert_eq!(row_warning(&row_of(stats(1000, 0, &[]))), None);
+        assert_eq!(row_warning(&row_of(stats(1000, 10, &[]))), None);
+        // A few percent: a warning, but still a measurement.
+        let some = stats(1000, 0, &[(503, 30)]);
+        assert!(!mostly_failed(&some));
+        let text = row_warning(&row_of(some)).unwrap();
+        assert!(text.contains("30 of 1000 exchanges failed"), "{text}");
+        assert!(text.contains("(503×30)"), "{text}");
+        assert!(text.contains("counts non-2xx"), "{text}");
+        // Mostly 429: invalid, with the rate-limit hint.
+        let limited = stats(1000, 0, &[(429, 999)]);
+        assert!(mostly_failed(&limited));
+        let text = row_warning(&row_of(limited)).unwrap();
+        assert!(text.contains("HUB_SSO_RATE_PER_MINUTE"), "{text}");
+        assert!(text.contains("measures failures"), "{text}");
+        // Nothing completed at all.
+        assert!(mostly_failed(&stats(0, 0, &[])));
+        assert!(row_warning(&row_of(stats(0, 0, &[]))).is_some());
+    }
+
+    #[test]
+    fn snippets_are_cut_on_characters() {
+        assert_eq!(snippet(&Bytes::from_static(b"short"), 10), "short");
+        assert_eq!(snippet(&Bytes::from("ããããã"), 3), "ããã…");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
 use crate::AnyResult;
-use crate::loadgen::probe;
+use crate::loadgen::fetch;
 use crate::scenario::RequestSpec;
 
 /// How much of a server's log is quoted in an error.
@@ -102,9 +102,9 @@ impl ServerProcess {
                 .into());
             }
             let last =
-                match tokio::time::timeout(Duration::from_secs(2), probe(self.addr, &spec)).await {
-                    Ok(Ok(status)) if (200..300).contains(&status) => return Ok(()),
-                    Ok(Ok(status)) => format!("status {status}"),
+                match tokio::time::timeout(Duration::from_secs(2), fetch(self.addr, &spec)).await {
+                    Ok(Ok((status, _))) if (200..300).contains(&status) => return Ok(()),
+                    Ok(Ok((status, _))) => format!("status {status}"),
                     Ok(Err(e)) => e.to_string(),
                     Err(_) => "probe timed out".to_owned(),
                 };

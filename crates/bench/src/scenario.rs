@@ -1,12 +1,17 @@
 //! Scenarios: what to send, to which server, and which ceilings the result is quoted against.
 //!
-//! Adding a scenario is one entry in [`http_scenarios`]:
+//! Adding a scenario is one entry in [`http_scenarios`]; credentials obtained before the
+//! measurements (e.g. the Hub access token) come from the [`Context`]:
 //!
 //! ```text
-//! HttpScenario::get("hub GET /api/v1/me", Target::Hub, "/api/v1/me")
-//!     .header("authorization", format!("Bearer {token}"))
-//!     .quoted_against(&[MINIMAL_ACTIX]),
+//! HttpScenario::get("hub GET /api/v1/me/sessions", Target::Hub, "/api/v1/me/sessions")
+//!     .header("authorization", ctx.bearer())
+//!     .quoted_against(&[HEALTHZ, MINIMAL_ACTIX])
+//!     .in_section(IAM),
 //! ```
+//!
+//! The report keeps the declaration order within a section, and the sections in the order they
+//! first appear; the run order is the declaration order at each concurrency.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -16,6 +21,67 @@ use hyper::{Method, Request};
 pub const MINIMAL_ACTIX: &str = "actix minimal GET /";
 /// Name of the raw `SELECT 1` ceiling scenario.
 pub const SELECT_1: &str = "pg SELECT 1 (pool)";
+/// Name of the Hub's liveness scenario (the reference for authenticated routes).
+pub const HEALTHZ: &str = "hub GET /healthz";
+/// Name of the authenticated profile scenario.
+pub const ME: &str = "hub GET /api/v1/me (authenticated)";
+/// Name of the sign-in scenario.
+pub const SSO: &str = "hub POST /api/v1/auth/sso (fake Chatwoot)";
+
+/// Report section of the foundation scenarios (and of `SELECT 1`).
+pub const FOUNDATION: &str = "foundation";
+/// Report section of the identity and access scenarios.
+pub const IAM: &str = "iam";
+
+/// The sign-in route.
+pub const SSO_PATH: &str = "/api/v1/auth/sso";
+
+/// What the scenarios need from the run, obtained before the measurements.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// A Chatwoot personal API token (of the simulator's seeded administrator): the SSO
+    /// credential.
+    pub chatwoot_access_token: String,
+    /// A Hub access token from signing in once before the scenarios.
+    pub hub_access_token: String,
+}
+
+impl Context {
+    /// The `Authorization` header value for the Hub.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.hub_access_token)
+    }
+}
+
+/// The body of `POST /api/v1/auth/sso` with a personal API token, refresh token in the body.
+pub fn sso_body(chatwoot_access_token: &str) -> String {
+    serde_json::json!({
+        "chatwoot_access_token": chatwoot_access_token,
+        "token_delivery": "body",
+    })
+    .to_string()
+}
+
+/// The sign-in request (also sent once before the scenarios to get the access token).
+pub fn sso_request(chatwoot_access_token: &str) -> RequestSpec {
+    HttpScenario::new(SSO, Target::Hub, Method::POST, SSO_PATH)
+        .json_body(sso_body(chatwoot_access_token))
+        .request
+}
+
+/// A performance target: this scenario's req/s at `connections`, as a percentage of another
+/// scenario's at the same concurrency, must be at least `min_percent`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Goal {
+    /// The concurrency the target applies to.
+    pub connections: usize,
+    /// The reference scenario (also listed in `quoted_against`).
+    pub of: String,
+    /// The lowest acceptable percentage.
+    pub min_percent: f64,
+    /// How the target is shown, e.g. `>= 85% of /healthz`.
+    pub label: String,
+}
 
 /// The server a scenario is sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +145,10 @@ pub struct HttpScenario {
     pub quoted_against: Vec<String>,
     /// Set when this scenario is itself a ceiling: the label shown instead of a percentage.
     pub ceiling: Option<String>,
+    /// Report section ([`FOUNDATION`] unless set with [`HttpScenario::in_section`]).
+    pub section: &'static str,
+    /// Performance targets checked against the results.
+    pub goals: Vec<Goal>,
 }
 
 impl HttpScenario {
@@ -105,20 +175,48 @@ impl HttpScenario {
             },
             quoted_against: Vec::new(),
             ceiling: None,
+            section: FOUNDATION,
+            goals: Vec::new(),
         }
     }
 
     /// Adds a request header.
-    #[cfg_attr(not(test), allow(dead_code, reason = "API for upcoming scenarios"))]
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.request.headers.push((name.into(), value.into()));
         self
     }
 
     /// Sets the request body.
-    #[cfg_attr(not(test), allow(dead_code, reason = "API for upcoming scenarios"))]
     pub fn body(mut self, body: impl Into<Bytes>) -> Self {
         self.request.body = body.into();
+        self
+    }
+
+    /// Sets a JSON request body (and its `Content-Type`).
+    pub fn json_body(self, body: impl Into<Bytes>) -> Self {
+        self.header("content-type", "application/json").body(body)
+    }
+
+    /// Puts this scenario in a report section.
+    pub fn in_section(mut self, section: &'static str) -> Self {
+        self.section = section;
+        self
+    }
+
+    /// Adds a target: at `connections`, req/s at least `min_percent` of scenario `of`.
+    pub fn goal(
+        mut self,
+        connections: usize,
+        of: &str,
+        min_percent: f64,
+        label: impl Into<String>,
+    ) -> Self {
+        self.goals.push(Goal {
+            connections,
+            of: of.to_owned(),
+            min_percent,
+            label: label.into(),
+        });
         self
     }
 
@@ -135,14 +233,24 @@ impl HttpScenario {
     }
 }
 
-/// Every HTTP scenario of the foundation run, in run order.
-pub fn http_scenarios() -> Vec<HttpScenario> {
+/// Every HTTP scenario of the run, in run order (`/me` right after `/healthz`, which it is
+/// compared with, so that both see the same background load).
+pub fn http_scenarios(ctx: &Context) -> Vec<HttpScenario> {
     vec![
-        HttpScenario::get("hub GET /healthz", Target::Hub, "/healthz")
-            .quoted_against(&[MINIMAL_ACTIX]),
+        HttpScenario::get(HEALTHZ, Target::Hub, "/healthz").quoted_against(&[MINIMAL_ACTIX]),
+        HttpScenario::get(ME, Target::Hub, "/api/v1/me")
+            .header("authorization", ctx.bearer())
+            .quoted_against(&[HEALTHZ, MINIMAL_ACTIX])
+            .goal(64, HEALTHZ, 85.0, ">= 85% of /healthz")
+            .in_section(IAM),
         HttpScenario::get("hub GET /readyz", Target::Hub, "/readyz")
             .quoted_against(&[MINIMAL_ACTIX, SELECT_1]),
         HttpScenario::get(MINIMAL_ACTIX, Target::Minimal, "/").ceiling_labelled("ceiling (HTTP)"),
+        // Each call verifies the token against the simulator over HTTP and writes a session.
+        HttpScenario::new(SSO, Target::Hub, Method::POST, SSO_PATH)
+            .json_body(sso_body(&ctx.chatwoot_access_token))
+            .quoted_against(&[MINIMAL_ACTIX])
+            .in_section(IAM),
     ]
 }
 
@@ -163,8 +271,40 @@ mod tests {
     }
 
     #[test]
+    fn sso_request_is_json_with_escaped_token() {
+        let req = sso_request("a\"b").build("h:1").unwrap();
+        assert_eq!(req.method(), Method::POST);
+        assert_eq!(req.uri(), SSO_PATH);
+        assert_eq!(req.headers()["content-type"], "application/json");
+        let body: serde_json::Value = serde_json::from_str(&sso_body("a\"b")).unwrap();
+        assert_eq!(body["chatwoot_access_token"], "a\"b");
+        assert_eq!(body["token_delivery"], "body");
+    }
+
+    #[test]
+    fn me_is_authenticated_and_targeted() {
+        let ctx = Context {
+            chatwoot_access_token: "cw".into(),
+            hub_access_token: "v4.local.x".into(),
+        };
+        let all = http_scenarios(&ctx);
+        let me = all.iter().find(|s| s.name == ME).unwrap();
+        let req = me.request.build("h:1").unwrap();
+        assert_eq!(req.headers()["authorization"], "Bearer v4.local.x");
+        assert_eq!(me.section, IAM);
+        assert_eq!(me.goals.len(), 1);
+        assert_eq!(me.goals[0].connections, 64);
+        // A goal's reference must be quoted, or its percentage would never be computed.
+        for sc in &all {
+            for goal in &sc.goals {
+                assert!(sc.quoted_against.contains(&goal.of), "{}", sc.name);
+            }
+        }
+    }
+
+    #[test]
     fn names_are_unique() {
-        let all = http_scenarios();
+        let all = http_scenarios(&Context::default());
         let mut names: Vec<_> = all.iter().map(|s| s.name.as_str()).collect();
         names.push(SELECT_1);
         let before = names.len();

@@ -1,5 +1,6 @@
 //! Latency histograms: per-task tallies, merging them and turning them into summary numbers.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -19,6 +20,8 @@ pub struct Tally {
     pub errors: u64,
     /// Completed HTTP exchanges whose status was not 2xx (also in `hist`).
     pub non_2xx: u64,
+    /// The non-2xx exchanges by status code.
+    pub statuses: BTreeMap<u16, u64>,
 }
 
 impl Tally {
@@ -31,15 +34,18 @@ impl Tally {
             hist: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)?,
             errors: 0,
             non_2xx: 0,
+            statuses: BTreeMap::new(),
         })
     }
 
-    /// Records one completed exchange.
-    pub fn record(&mut self, latency: Duration, success: bool) {
+    /// Records one completed exchange: `non_2xx` is its status when that was not a success
+    /// (`None` for a 2xx answer or a non-HTTP success such as a query).
+    pub fn record(&mut self, latency: Duration, non_2xx: Option<u16>) {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         self.hist.saturating_record(micros.clamp(1, MAX_LATENCY_US));
-        if !success {
+        if let Some(status) = non_2xx {
             self.non_2xx += 1;
+            *self.statuses.entry(status).or_default() += 1;
         }
     }
 
@@ -51,6 +57,9 @@ impl Tally {
         self.hist.add(&other.hist)?;
         self.errors += other.errors;
         self.non_2xx += other.non_2xx;
+        for (status, count) in &other.statuses {
+            *self.statuses.entry(*status).or_default() += count;
+        }
         Ok(())
     }
 
@@ -86,6 +95,9 @@ pub struct Stats {
     pub errors: u64,
     /// Completed exchanges with a non-2xx status.
     pub non_2xx: u64,
+    /// Those exchanges by status code (empty when all were 2xx).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub non_2xx_statuses: BTreeMap<u16, u64>,
 }
 
 /// Summarises a merged tally measured over `measured` wall time.
@@ -117,6 +129,23 @@ pub fn summarize(tally: &Tally, measured: Duration) -> Stats {
         },
         errors: tally.errors,
         non_2xx: tally.non_2xx,
+        non_2xx_statuses: tally.statuses.clone(),
+    }
+}
+
+impl Stats {
+    /// Every exchange started in the measured window: completed (any status) plus failed.
+    pub fn attempts(&self) -> u64 {
+        self.requests + self.errors
+    }
+
+    /// The non-2xx statuses as `429×12, 503×1` (empty when there were none).
+    pub fn status_summary(&self) -> String {
+        self.non_2xx_statuses
+            .iter()
+            .map(|(status, count)| format!("{status}×{count}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -127,7 +156,7 @@ mod tests {
     fn tally_of(latencies_us: &[u64], errors: u64) -> Tally {
         let mut t = Tally::new().unwrap();
         for &us in latencies_us {
-            t.record(Duration::from_micros(us), true);
+            t.record(Duration::from_micros(us), None);
         }
         t.errors = errors;
         t
@@ -137,11 +166,17 @@ mod tests {
     fn merge_adds_counts_and_errors() {
         let a = tally_of(&[100; 50], 1);
         let mut b = tally_of(&[1000; 50], 2);
-        b.record(Duration::from_micros(5000), false);
-        let total = Tally::merge_all([&a, &b]).unwrap();
-        assert_eq!(total.hist.len(), 101);
+        b.record(Duration::from_micros(5000), Some(429));
+        let mut c = tally_of(&[], 0);
+        c.record(Duration::from_micros(5000), Some(429));
+        c.record(Duration::from_micros(5000), Some(503));
+        let total = Tally::merge_all([&a, &b, &c]).unwrap();
+        assert_eq!(total.hist.len(), 103);
         assert_eq!(total.errors, 3);
-        assert_eq!(total.non_2xx, 1);
+        assert_eq!(total.non_2xx, 3);
+        let stats = summarize(&total, Duration::from_secs(1));
+        assert_eq!(stats.status_summary(), "429×2, 503×1");
+        assert_eq!(stats.attempts(), 106);
     }
 
     #[test]
@@ -162,8 +197,8 @@ mod tests {
         let s = summarize(&Tally::new().unwrap(), Duration::ZERO);
         assert_eq!((s.requests, s.rps, s.p99_ms), (0, 0.0, 0.0));
         let mut t = Tally::new().unwrap();
-        t.record(Duration::from_secs(3600), true);
-        t.record(Duration::ZERO, true);
+        t.record(Duration::from_secs(3600), None);
+        t.record(Duration::ZERO, None);
         assert_eq!(t.hist.len(), 2);
         assert!(t.hist.max() >= MAX_LATENCY_US);
     }

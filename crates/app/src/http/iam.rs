@@ -331,7 +331,7 @@ pub async fn sso(
     limit(
         &state,
         format!("sso:ip:{}", client.ip),
-        Quota::per_minute(10),
+        Quota::per_minute(state.config.sso_rate_per_minute),
     )
     .await?;
     let body = body.into_inner();
