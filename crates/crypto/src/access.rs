@@ -1,6 +1,9 @@
 //! Access tokens: PASETO `v4.local`, footer `{"kid":"<lid>"}`, no implicit assertion.
 
 use pasetors::Local;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
 use pasetors::token::UntrustedToken;
 use pasetors::version4::{LocalToken, V4};
 use serde::{Deserialize, Serialize};
@@ -44,20 +47,48 @@ struct Claims {
 pub struct PasetoAccessTokens {
     keys: KeyRing,
     ttl: Duration,
+    /// Tokens already decrypted and checked, with their claims: clients present the same token
+    /// for up to 15 minutes, so the cipher and claim parsing run once per token, not per
+    /// request. Only the time checks run on a hit. Bounded: cleared when full.
+    verified: Arc<RwLock<HashMap<String, (AccessClaims, OffsetDateTime)>>>,
 }
+
+/// Most tokens remembered by one process (about 40 MB at worst).
+const VERIFIED_CAPACITY: usize = 100_000;
 
 impl PasetoAccessTokens {
     /// Tokens that live [`ACCESS_TTL`].
     pub fn new(keys: KeyRing) -> Self {
-        Self {
-            keys,
-            ttl: ACCESS_TTL,
-        }
+        Self::with_ttl(keys, ACCESS_TTL)
     }
 
     /// Tokens with another lifetime (tests of expiry).
     pub fn with_ttl(keys: KeyRing, ttl: Duration) -> Self {
-        Self { keys, ttl }
+        Self {
+            keys,
+            ttl,
+            verified: Arc::default(),
+        }
+    }
+
+    /// Decrypts and checks everything but time; returns the claims and `nbf`.
+    fn decode(&self, token: &str) -> Result<(AccessClaims, OffsetDateTime), TokenError> {
+        let payload = open_local(&self.keys, token, None)?;
+        let claims: Claims = serde_json::from_str(&payload).map_err(|_| TokenError::Invalid)?;
+        if claims.iss != ISSUER || claims.aud != ACCESS_AUDIENCE || claims.typ != ACCESS_TYPE {
+            return Err(TokenError::Invalid);
+        }
+        let user: i64 = claims.sub.parse().map_err(|_| TokenError::Invalid)?;
+        let expires_at = parse_time(&claims.exp)?;
+        let not_before = parse_time(&claims.nbf)?;
+        parse_time(&claims.iat)?;
+        let access = AccessClaims {
+            user_id: UserId::new(user),
+            session_id: SessionId::from_uuid(claims.sid),
+            token_id: claims.jti,
+            expires_at,
+        };
+        Ok((access, not_before))
     }
 }
 
@@ -137,27 +168,34 @@ impl AccessTokens for PasetoAccessTokens {
     }
 
     fn verify(&self, token: &str, now: OffsetDateTime) -> Result<AccessClaims, TokenError> {
-        let payload = open_local(&self.keys, token, None)?;
-        let claims: Claims = serde_json::from_str(&payload).map_err(|_| TokenError::Invalid)?;
-        if claims.iss != ISSUER || claims.aud != ACCESS_AUDIENCE || claims.typ != ACCESS_TYPE {
-            return Err(TokenError::Invalid);
-        }
-        let user: i64 = claims.sub.parse().map_err(|_| TokenError::Invalid)?;
-        let expires_at = parse_time(&claims.exp)?;
-        let not_before = parse_time(&claims.nbf)?;
-        parse_time(&claims.iat)?;
-        if now >= expires_at {
+        let known = self
+            .verified
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(token)
+            .cloned();
+        let (claims, not_before) = match known {
+            Some(hit) => hit,
+            None => {
+                let decoded = self.decode(token)?;
+                let mut verified = self
+                    .verified
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if verified.len() >= VERIFIED_CAPACITY {
+                    verified.clear();
+                }
+                verified.insert(token.to_owned(), decoded.clone());
+                decoded
+            }
+        };
+        if now >= claims.expires_at {
             return Err(TokenError::Expired);
         }
         if now < not_before {
             return Err(TokenError::NotYetValid);
         }
-        Ok(AccessClaims {
-            user_id: UserId::new(user),
-            session_id: SessionId::from_uuid(claims.sid),
-            token_id: claims.jti,
-            expires_at,
-        })
+        Ok(claims)
     }
 }
 
@@ -190,6 +228,27 @@ mod tests {
         assert_eq!(claims.session_id, s);
         assert_eq!(claims.token_id, issued.token_id);
         assert_eq!(claims.expires_at, now() + ACCESS_TTL);
+    }
+
+    #[test]
+    fn remembered_tokens_still_expire_and_tampered_ones_are_not_remembered() {
+        let t = tokens();
+        let issued = t.issue(UserId::new(5), sid(), now()).unwrap();
+        assert!(t.verify(&issued.token, now()).is_ok());
+        assert!(
+            t.verify(&issued.token, now() + Duration::minutes(1))
+                .is_ok()
+        );
+        assert_eq!(
+            t.verify(&issued.token, now() + ACCESS_TTL),
+            Err(TokenError::Expired)
+        );
+        let tampered = format!("{}x", issued.token);
+        assert!(t.verify(&tampered, now()).is_err());
+        assert!(
+            t.verify(&tampered, now()).is_err(),
+            "a failure is never cached as success"
+        );
     }
 
     #[test]

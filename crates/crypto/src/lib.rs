@@ -6,11 +6,19 @@
 //!   footer, claims checked by our code against an injected time.
 //! - [`HubRefreshTokens`]: the `whatpro_iam::RefreshTokens` port — 256-bit refresh tokens
 //!   stored as SHA-256 hashes, keyed deterministic successors, and sealed Chatwoot credentials.
+//! - [`PasetoInstanceTokens`]: the `whatpro_iam::InstanceTokens` port — origin-bound tokens of
+//!   the embedded UI.
+//! - [`Argon2SecretHasher`]: the `whatpro_iam::SecretHasher` port — API key material and
+//!   argon2id hashes, computed on Tokio's blocking pool.
 
 mod access;
+mod hasher;
+mod instance;
 mod keyring;
 mod refresh;
 
 pub use access::{ACCESS_AUDIENCE, ACCESS_TTL, ISSUER, PasetoAccessTokens};
+pub use hasher::Argon2SecretHasher;
+pub use instance::{EMBED_AUDIENCE, INSTANCE_TYPE, PasetoInstanceTokens};
 pub use keyring::{KeyRing, KeyRingError};
 pub use refresh::HubRefreshTokens;
