@@ -1,16 +1,19 @@
 //! The IDOR and role matrix: every account-scoped route (read from the generated OpenAPI
-//! document, so a new route cannot escape) is called by each role of tenant A with A's ids,
-//! B's account, a random account, and foreign and random resource ids. Foreign or random
-//! targets must never succeed; own targets succeed exactly when the policy table allows.
+//! document, so a new route cannot escape) is called by each role of tenant A — with its
+//! access token, with an API key and with an instance token holding every scope the role may
+//! hold — with A's ids, B's account, a random account, and foreign and random resource ids.
+//! Foreign or random targets must never succeed; own targets succeed exactly when the policy
+//! table allows (and, for machine credentials, a scope can grant the action).
 
 use std::collections::BTreeMap;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use whatpro_chatwoot_sim::SimRole;
-use whatpro_iam::{Action, Role};
+use whatpro_iam::{Action, Role, ScopeSet};
 use whatpro_testkit::TestApp;
 
+use crate::api_keys::new_key;
 use crate::support::{ACCOUNT_A, ACCOUNT_B, Login, add_user, authed, login, set_role};
 
 /// How to call one route: the action it needs, the body, and its non-account path ids.
@@ -46,17 +49,86 @@ fn fixture(method: &str, path: &str) -> Option<Fixture> {
             own: none,
             foreign: none,
         },
+        ("get", "/api/v1/accounts/{account_id}/api-keys") => Fixture {
+            action: Action::ApiKeysRead,
+            body: None,
+            own: none,
+            foreign: none,
+        },
+        ("post", "/api/v1/accounts/{account_id}/api-keys") => Fixture {
+            action: Action::ApiKeysWrite,
+            body: Some(json!({"name": "idor", "scopes": ["members:read"]})),
+            own: none,
+            foreign: none,
+        },
+        ("post", "/api/v1/accounts/{account_id}/api-keys/{key_id}/rotate") => Fixture {
+            action: Action::ApiKeysWrite,
+            body: None,
+            own: |w| BTreeMap::from([("key_id", w.a_rotated_key.clone())]),
+            foreign: |w| BTreeMap::from([("key_id", w.b_key.clone())]),
+        },
+        ("delete", "/api/v1/accounts/{account_id}/api-keys/{key_id}") => Fixture {
+            action: Action::ApiKeysWrite,
+            // Revoking is idempotent: the key stays revoked between calls.
+            body: None,
+            own: |w| BTreeMap::from([("key_id", w.a_revoked_key.clone())]),
+            foreign: |w| BTreeMap::from([("key_id", w.b_key.clone())]),
+        },
+        ("post", "/api/v1/accounts/{account_id}/chatwoot/dashboard-app") => Fixture {
+            action: Action::SettingsWrite,
+            // The Chatwoot token of tenant A's administrator (user 100 of the world): the
+            // first admin call registers the app (201), later ones find it (200).
+            body: Some(json!({"api_access_token": "tok-100-xxxxxxxxxxxxxxxx"})),
+            own: none,
+            foreign: none,
+        },
         _ => return None,
     })
+}
+
+/// How a caller authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Access token of a session.
+    Session,
+    /// API key with every scope the role may hold.
+    ApiKey,
+    /// Instance token with every scope the role may hold (sent with its `Origin`).
+    InstanceToken,
+}
+
+/// One caller: a role of tenant A with one kind of credential.
+struct Caller {
+    role: Role,
+    kind: Kind,
+    bearer: String,
+}
+
+impl Caller {
+    /// Whether this caller may do `action` on its own tenant.
+    fn may(&self, action: Action) -> bool {
+        self.role.allows(action)
+            && (self.kind == Kind::Session || ScopeSet::for_role(self.role).allows(action))
+    }
 }
 
 struct World {
     /// Tenant A's users by role.
     a: Vec<(Role, Login)>,
+    /// Every caller of the matrix.
+    callers: Vec<Caller>,
+    /// The origin instance tokens are bound to (the Hub's own, as for the embedded UI).
+    origin: String,
     /// A viewer of A (target of the role-change fixture).
     a_viewer: i64,
     /// A member of B only.
     b_only_member: i64,
+    /// A key of A rotated by the matrix.
+    a_rotated_key: String,
+    /// A key of A revoked by the matrix.
+    a_revoked_key: String,
+    /// A key of B.
+    b_key: String,
 }
 
 async fn world(app: &TestApp) -> World {
@@ -80,13 +152,66 @@ async fn world(app: &TestApp) -> World {
     }
     // Tenant B: an administrator and a member that exist only there.
     let b_admin = add_user(app, 201, &[(ACCOUNT_B, SimRole::Administrator)]);
-    login(app, &b_admin).await;
+    let b_admin = login(app, &b_admin).await;
     let b_agent = add_user(app, 202, &[(ACCOUNT_B, SimRole::Agent)]);
     login(app, &b_agent).await;
+    let (b_key, _) = new_key(app, &b_admin.access_token, ACCOUNT_B, &["members:read"]).await;
+    let (a_rotated_key, _) = new_key(app, &admin.access_token, ACCOUNT_A, &["members:read"]).await;
+    let (a_revoked_key, _) = new_key(app, &admin.access_token, ACCOUNT_A, &["members:read"]).await;
+
+    // Machine credentials with every scope each role may hold. Only admins create keys: each
+    // user is an admin while creating theirs, then gets their role back (keys act with the
+    // creator's current role).
+    let origin = app.address.clone();
+    let mut callers = Vec::new();
+    for (role, user) in &a {
+        let scopes = ScopeSet::for_role(*role).names();
+        if *role != Role::Admin {
+            set_role(app, &admin, ACCOUNT_A, user.user_id, "admin").await;
+        }
+        let refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
+        let (_, key) = new_key(app, &user.access_token, ACCOUNT_A, &refs).await;
+        if *role != Role::Admin {
+            set_role(app, &admin, ACCOUNT_A, user.user_id, role.as_str()).await;
+        }
+        let response = authed(
+            app,
+            Method::POST,
+            "/api/v1/instance-tokens",
+            &user.access_token,
+        )
+        .json(&json!({"account_id": ACCOUNT_A, "origin": origin, "ttl_minutes": 60}))
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "{role}");
+        let issued: Value = response.json().await.unwrap();
+        assert_eq!(issued["scopes"], json!(scopes), "{role}");
+        callers.push(Caller {
+            role: *role,
+            kind: Kind::Session,
+            bearer: user.access_token.clone(),
+        });
+        callers.push(Caller {
+            role: *role,
+            kind: Kind::ApiKey,
+            bearer: key,
+        });
+        callers.push(Caller {
+            role: *role,
+            kind: Kind::InstanceToken,
+            bearer: issued["token"].as_str().unwrap().to_owned(),
+        });
+    }
     World {
         a,
+        callers,
+        origin,
         a_viewer: 103,
         b_only_member: 202,
+        a_rotated_key,
+        a_revoked_key,
+        b_key,
     }
 }
 
@@ -103,10 +228,14 @@ async fn call(
     method: &str,
     path: &str,
     token: &str,
+    origin: Option<&str>,
     body: Option<&Value>,
 ) -> (StatusCode, Value) {
     let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
     let mut request = authed(app, method, path, token);
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
     if let Some(body) = body {
         request = request.json(body);
     }
@@ -141,19 +270,36 @@ async fn no_role_reads_or_writes_another_tenant_and_own_access_follows_the_polic
         });
         let own_ids = (fixture.own)(&world);
         let foreign_ids = (fixture.foreign)(&world);
+        // Random ids of the same shape as the own ones (a UUID for Hub-owned ids).
         let random_ids: BTreeMap<&'static str, String> = own_ids
-            .keys()
-            .map(|k| (*k, "987654321".to_owned()))
+            .iter()
+            .map(|(k, v)| {
+                let random = if uuid::Uuid::parse_str(v).is_ok() {
+                    uuid::Uuid::new_v4().to_string()
+                } else {
+                    "987654321".to_owned()
+                };
+                (*k, random)
+            })
             .collect();
-        for (role, user) in &world.a {
-            let token = user.access_token.as_str();
+        for caller in &world.callers {
+            let token = caller.bearer.as_str();
+            let origin = (caller.kind == Kind::InstanceToken).then_some(world.origin.as_str());
             let body = fixture.body.as_ref();
-            let label = format!("{role} {method} {path}");
+            let label = format!("{} ({:?}) {method} {path}", caller.role, caller.kind);
+            let may = caller.may(fixture.action);
 
-            // Own tenant, own ids: exactly what the policy says.
-            let (status, json) =
-                call(&app, method, &fill(path, ACCOUNT_A, &own_ids), token, body).await;
-            if role.allows(fixture.action) {
+            // Own tenant, own ids: exactly what the policy (and the scopes) say.
+            let (status, json) = call(
+                &app,
+                method,
+                &fill(path, ACCOUNT_A, &own_ids),
+                token,
+                origin,
+                body,
+            )
+            .await;
+            if may {
                 assert!(
                     status.is_success(),
                     "{label}: own access refused: {status} {json}"
@@ -169,7 +315,7 @@ async fn no_role_reads_or_writes_another_tenant_and_own_access_follows_the_polic
                 (424_242, &own_ids),
             ] {
                 let (status, json) =
-                    call(&app, method, &fill(path, account, ids), token, body).await;
+                    call(&app, method, &fill(path, account, ids), token, origin, body).await;
                 assert!(
                     status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND,
                     "{label} on account {account}: {status} {json}"
@@ -179,9 +325,16 @@ async fn no_role_reads_or_writes_another_tenant_and_own_access_follows_the_polic
             // Own account, but B's or random resource ids: never found.
             if !own_ids.is_empty() {
                 for ids in [&foreign_ids, &random_ids] {
-                    let (status, json) =
-                        call(&app, method, &fill(path, ACCOUNT_A, ids), token, body).await;
-                    let expected = if role.allows(fixture.action) {
+                    let (status, json) = call(
+                        &app,
+                        method,
+                        &fill(path, ACCOUNT_A, ids),
+                        token,
+                        origin,
+                        body,
+                    )
+                    .await;
+                    let expected = if may {
                         StatusCode::NOT_FOUND
                     } else {
                         StatusCode::FORBIDDEN
@@ -192,5 +345,13 @@ async fn no_role_reads_or_writes_another_tenant_and_own_access_follows_the_polic
             checked += 1;
         }
     }
-    assert_eq!(checked, routes.len() * world.a.len());
+    assert_eq!(checked, routes.len() * world.a.len() * 3);
+    // The matrix really held keys and tokens of every role.
+    for kind in [Kind::Session, Kind::ApiKey, Kind::InstanceToken] {
+        assert_eq!(
+            world.callers.iter().filter(|c| c.kind == kind).count(),
+            Role::MEMBER_ROLES.len(),
+            "{kind:?}"
+        );
+    }
 }

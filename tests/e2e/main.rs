@@ -8,14 +8,19 @@
     reason = "test code: a failed step must fail the test loudly"
 )]
 
+mod api_keys;
+mod browser;
 mod cors;
+mod embed;
 mod errors;
 mod headers;
 mod iam;
 mod idor;
+mod instance_tokens;
 mod migrations;
 mod openapi;
 mod ops;
+mod platform;
 mod probes;
 mod support;
 mod tenancy;

@@ -159,6 +159,8 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// `HUB_SSO_RATE_PER_MINUTE`: SSO attempts allowed per client IP and minute.
     pub sso_rate_per_minute: u32,
+    /// `HUB_API_KEY_RATE_PER_MINUTE`: requests allowed per API key and minute.
+    pub api_key_rate_per_minute: u32,
 }
 
 /// Every variable the Hub reads, for the `whatpro.toml` key check and the docs.
@@ -193,6 +195,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "HUB_WORKERS",
     "HUB_TRUST_FORWARDED_FOR",
     "HUB_SSO_RATE_PER_MINUTE",
+    "HUB_API_KEY_RATE_PER_MINUTE",
 ];
 
 /// Default Asaas endpoint (sandbox).
@@ -477,6 +480,7 @@ impl Config {
             db_pool_size: number(src, "HUB_DB_POOL_SIZE", 16, 1, 1000)?,
             trust_forwarded_for: boolean(src, "HUB_TRUST_FORWARDED_FOR", false)?,
             sso_rate_per_minute: number(src, "HUB_SSO_RATE_PER_MINUTE", 10, 1, 1_000_000)?,
+            api_key_rate_per_minute: number(src, "HUB_API_KEY_RATE_PER_MINUTE", 600, 1, 1_000_000)?,
             workers: src
                 .get("HUB_WORKERS")
                 .map(|_| number(src, "HUB_WORKERS", 1, 1, 1024))
@@ -636,6 +640,7 @@ mod tests {
         assert_eq!(config.health_interval, Duration::from_secs(60));
         assert_eq!(config.log_format, LogFormat::Json);
         assert!(!config.allow_private_upstreams);
+        assert_eq!(config.api_key_rate_per_minute, 600);
     }
 
     #[test]
@@ -688,6 +693,7 @@ mod tests {
             ("HUB_LOG_FORMAT", "xml"),
             ("RUST_LOG", "info,[="),
             ("HUB_BODY_LIMIT_BYTES", "lots"),
+            ("HUB_API_KEY_RATE_PER_MINUTE", "0"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318"),
         ];
         for (var, value) in cases {

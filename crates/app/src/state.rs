@@ -6,7 +6,7 @@ use whatpro_db::Pool;
 use whatpro_iam::IamService;
 use whatpro_ratelimit::RateLimiter;
 use whatpro_telemetry::Metrics;
-use whatpro_tenancy::TenancyService;
+use whatpro_tenancy::{PlatformAppService, TenancyService};
 
 use crate::config::Config;
 
@@ -23,6 +23,8 @@ pub struct AppState {
     pub iam: Arc<IamService>,
     /// Members, audit, accounts.
     pub tenancy: Arc<TenancyService>,
+    /// Platform App events and the Dashboard App registration.
+    pub platform_app: Arc<PlatformAppService>,
     /// Rate limits (in-process, or shared through Redis).
     pub limiter: Arc<dyn RateLimiter>,
 }

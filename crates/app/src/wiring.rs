@@ -4,15 +4,18 @@
 use std::sync::Arc;
 
 use whatpro_chatwoot::{ChatwootClient, ClientSettings};
-use whatpro_crypto::{HubRefreshTokens, PasetoAccessTokens};
-use whatpro_db::{
-    CachedIdentityStore, PgAccountDirectory, PgAuditLog, PgIdentityStore, PgMemberRepository, Pool,
+use whatpro_crypto::{
+    Argon2SecretHasher, HubRefreshTokens, PasetoAccessTokens, PasetoInstanceTokens,
 };
-use whatpro_iam::{IamService, IamSettings};
+use whatpro_db::{
+    CachedIdentityStore, PgAccountDirectory, PgAccountInstallations, PgAuditLog, PgCredentialStore,
+    PgIdentityStore, PgMemberRepository, Pool,
+};
+use whatpro_iam::{IamPorts, IamService, IamSettings, PlatformScope};
 use whatpro_kernel::{SystemClock, UuidV7Gen};
 use whatpro_ratelimit::{LocalLimiter, RateLimiter, RedisLimiter};
 use whatpro_telemetry::Metrics;
-use whatpro_tenancy::TenancyService;
+use whatpro_tenancy::{PlatformAppService, TenancyService};
 
 use crate::config::{Config, ConfigError};
 use crate::startup::StartupError;
@@ -53,22 +56,33 @@ pub async fn build_state(config: Config, pool: Pool) -> Result<AppState, Startup
     let store = Arc::new(CachedIdentityStore::new(PgIdentityStore::new(pool.clone())));
     store.spawn_listener(database_url.expose().to_owned());
     let invalidator = store.invalidator();
+    let credentials = Arc::new(store.credential_store(PgCredentialStore::new(pool.clone())));
     let iam = IamService::new(
-        store,
-        Arc::new(chatwoot),
-        Arc::new(PasetoAccessTokens::new(token_keys.clone())),
-        Arc::new(HubRefreshTokens::new(&token_keys, data_keys)),
-        Arc::new(SystemClock),
-        Arc::new(UuidV7Gen),
+        IamPorts {
+            store,
+            credentials,
+            chatwoot: Arc::new(chatwoot.clone()),
+            access: Arc::new(PasetoAccessTokens::new(token_keys.clone())),
+            refresh: Arc::new(HubRefreshTokens::new(&token_keys, data_keys)),
+            instance: Arc::new(PasetoInstanceTokens::new(token_keys.clone())),
+            hasher: Arc::new(Argon2SecretHasher::new()),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidV7Gen),
+        },
         IamSettings {
             super_admin_emails: config.super_admin_emails.clone(),
             ..IamSettings::default()
         },
     );
     let tenancy = TenancyService::new(
-        Arc::new(PgMemberRepository::new(pool.clone()).with_invalidator(invalidator)),
+        Arc::new(PgMemberRepository::new(pool.clone()).with_invalidator(invalidator.clone())),
         Arc::new(PgAuditLog::new(pool.clone())),
         Arc::new(PgAccountDirectory::new(pool.clone())),
+    );
+    let platform_app = PlatformAppService::new(
+        Arc::new(PgAccountInstallations::new(pool.clone()).with_invalidator(invalidator)),
+        Arc::new(chatwoot),
+        PlatformScope::for_system_jobs(),
     );
     let limiter: Arc<dyn RateLimiter> = match &config.redis_url {
         Some(url) => Arc::new(
@@ -85,6 +99,7 @@ pub async fn build_state(config: Config, pool: Pool) -> Result<AppState, Startup
         config: Arc::new(config),
         iam: Arc::new(iam),
         tenancy: Arc::new(tenancy),
+        platform_app: Arc::new(platform_app),
         limiter,
     })
 }

@@ -126,8 +126,18 @@ impl Server {
             .env("CHATWOOT_URL", "http://127.0.0.1:9")
             .env("HUB_BIND", format!("127.0.0.1:{port}"))
             .env("HUB_WORKERS", "1")
-            .env("HUB_TOKEN_KEYS", whatpro_crypto::KeyRing::generate().unwrap().to_paserk_list())
-            .env("HUB_DATA_KEYS", whatpro_crypto::KeyRing::generate().unwrap().to_paserk_list())
+            .env(
+                "HUB_TOKEN_KEYS",
+                whatpro_crypto::KeyRing::generate()
+                    .unwrap()
+                    .to_paserk_list(),
+            )
+            .env(
+                "HUB_DATA_KEYS",
+                whatpro_crypto::KeyRing::generate()
+                    .unwrap()
+                    .to_paserk_list(),
+            )
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -34,7 +34,8 @@ use crate::machine::{LoadAverage, cores};
 use crate::procs::{ServerProcess, free_port};
 use crate::report::{GoalResult, Report, Row, attach_ratios, evaluate_goals};
 use crate::scenario::{
-    Context, FOUNDATION, HttpScenario, SELECT_1, SSO_PATH, Target, http_scenarios, sso_request,
+    API_KEYS_PATH, Context, FOUNDATION, HttpScenario, INSTANCE_TOKENS_PATH, RequestSpec, SELECT_1,
+    SSO_PATH, Target, api_key_body, authed_post, http_scenarios, instance_token_body, sso_request,
 };
 use crate::stats::Stats;
 
@@ -51,6 +52,10 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 /// login comes from 127.0.0.1). The largest value the Hub accepts: a burst of a million and
 /// ~16 700 more per second, far above what one machine can sign in.
 const SSO_RATE_PER_MINUTE: u32 = 1_000_000;
+
+/// `HUB_API_KEY_RATE_PER_MINUTE` for the Hub (default 600 per key and minute): the bench's one
+/// key sends far more, and its row must measure verification, not the rate limiter.
+const API_KEY_RATE_PER_MINUTE: u32 = 1_000_000;
 
 /// Age after which the bench signs in again before the next concurrency level (the Hub's access
 /// tokens live 15 minutes; only runs with long `--duration`s get there).
@@ -333,6 +338,12 @@ fn notes(skip_hub: bool) -> Vec<String> {
              levels)."
                 .to_owned(),
         );
+        notes.push(format!(
+            "Machine-credential rows use one API key (scope `members:read`) and one instance \
+             token (bound to the Hub's origin, sent as `Origin`), both created through the API \
+             after signing in; `HUB_API_KEY_RATE_PER_MINUTE` is raised to \
+             {API_KEY_RATE_PER_MINUTE} so the key's row measures verification, not the limiter."
+        ));
     }
     notes
 }
@@ -369,14 +380,25 @@ async fn run_scenarios(
     let hub_addr = hub.map(|(addr, _)| addr);
     let mut signed_in_at = Instant::now();
     let mut ctx = match hub {
-        Some((addr, setup)) => Context {
-            chatwoot_access_token: setup.chatwoot_access_token.clone(),
-            hub_access_token: sign_in(addr, &setup.chatwoot_access_token).await?,
-        },
+        Some((addr, setup)) => {
+            let hub_access_token = sign_in(addr, &setup.chatwoot_access_token).await?;
+            let (api_key, instance_token, instance_origin) =
+                machine_credentials(addr, &hub_access_token).await?;
+            Context {
+                chatwoot_access_token: setup.chatwoot_access_token.clone(),
+                hub_access_token,
+                api_key,
+                instance_token,
+                instance_origin,
+            }
+        }
         None => Context::default(),
     };
     if hub.is_some() {
-        eprintln!("signed in to the Hub as the simulator's administrator");
+        eprintln!(
+            "signed in to the Hub as the simulator's administrator; created an API key and an \
+             instance token"
+        );
     }
 
     // Concurrency is the outer loop so that each row and the references it is quoted against
@@ -392,6 +414,9 @@ async fn run_scenarios(
             && signed_in_at.elapsed() >= RESIGN_IN_AFTER
         {
             ctx.hub_access_token = sign_in(addr, &ctx.chatwoot_access_token).await?;
+            // The instance token lives at most an hour: take a fresh one too.
+            let (_, instance_token, _) = machine_credentials(addr, &ctx.hub_access_token).await?;
+            ctx.instance_token = instance_token;
             signed_in_at = Instant::now();
             scenarios = http_scenarios(&ctx);
             eprintln!("signed in again (the access token was about to expire)");
@@ -524,6 +549,65 @@ async fn sign_in(hub: SocketAddr, chatwoot_access_token: &str) -> AnyResult<Stri
         )
     })?;
     Ok(login.access_token)
+}
+
+/// Sends a set-up request and reads its JSON answer; anything but `expected` is an error.
+async fn setup_call<T: serde::de::DeserializeOwned>(
+    hub: SocketAddr,
+    spec: &RequestSpec,
+    expected: u16,
+) -> AnyResult<T> {
+    let what = format!("{} {}", spec.method, spec.path);
+    let (status, body) = tokio::time::timeout(CHECK_TIMEOUT, fetch(hub, spec))
+        .await
+        .map_err(|_| format!("{what} got no answer within {CHECK_TIMEOUT:?}"))?
+        .map_err(|e| format!("{what} failed: {e}"))?;
+    if status != expected {
+        return Err(format!(
+            "{what} answered {status}, expected {expected}: {}",
+            snippet(&body, 500)
+        )
+        .into());
+    }
+    Ok(serde_json::from_slice(&body)
+        .map_err(|e| format!("{what}: unexpected answer ({e}): {}", snippet(&body, 500)))?)
+}
+
+/// Creates, through the API, the API key and the instance token the machine-credential rows
+/// use: `(key, instance token, its origin)`. The token is bound to the Hub's own origin, as
+/// for the embedded UI.
+async fn machine_credentials(
+    hub: SocketAddr,
+    access_token: &str,
+) -> AnyResult<(String, String, String)> {
+    /// The part of `POST .../api-keys` the bench needs.
+    #[derive(Deserialize)]
+    struct Key {
+        key: String,
+    }
+    /// The part of `POST /api/v1/instance-tokens` the bench needs.
+    #[derive(Deserialize)]
+    struct Token {
+        token: String,
+    }
+    let origin = format!("http://{hub}");
+    let key: Key = setup_call(
+        hub,
+        &authed_post(API_KEYS_PATH, access_token, api_key_body()),
+        201,
+    )
+    .await?;
+    let token: Token = setup_call(
+        hub,
+        &authed_post(
+            INSTANCE_TOKENS_PATH,
+            access_token,
+            instance_token_body(&origin),
+        ),
+        201,
+    )
+    .await?;
+    Ok((key.key, token.token, origin))
 }
 
 /// A scenario at one concurrency: measured, or skipped with the reason.
@@ -677,6 +761,10 @@ fn start_hub(
         .env("HUB_TOKEN_KEYS", &setup.token_keys)
         .env("HUB_DATA_KEYS", &setup.data_keys)
         .env("HUB_SSO_RATE_PER_MINUTE", SSO_RATE_PER_MINUTE.to_string())
+        .env(
+            "HUB_API_KEY_RATE_PER_MINUTE",
+            API_KEY_RATE_PER_MINUTE.to_string(),
+        )
         // The simulator listens on loopback (as in `whatpro-hub dev` and the tests).
         .env("HUB_ALLOW_PRIVATE_UPSTREAMS", "true")
         .env("HUB_BIND", addr.to_string())

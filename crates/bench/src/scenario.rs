@@ -27,14 +27,30 @@ pub const HEALTHZ: &str = "hub GET /healthz";
 pub const ME: &str = "hub GET /api/v1/me (authenticated)";
 /// Name of the sign-in scenario.
 pub const SSO: &str = "hub POST /api/v1/auth/sso (fake Chatwoot)";
+/// Name of the account-scoped GET with an access token (the reference of the API-key row).
+pub const MEMBERS_ACCESS: &str = "hub GET /api/v1/accounts/1/members (access token)";
+/// Name of the same GET with an API key.
+pub const MEMBERS_API_KEY: &str = "hub GET /api/v1/accounts/1/members (API key)";
+/// Name of the instance-token validation scenario.
+pub const VALIDATE: &str = "hub GET /api/v1/instance-tokens/validate (instance token)";
 
 /// Report section of the foundation scenarios (and of `SELECT 1`).
 pub const FOUNDATION: &str = "foundation";
 /// Report section of the identity and access scenarios.
 pub const IAM: &str = "iam";
+/// Report section of the machine-credential scenarios (API keys, instance tokens).
+pub const MACHINE: &str = "machine credentials";
 
 /// The sign-in route.
 pub const SSO_PATH: &str = "/api/v1/auth/sso";
+/// The account-scoped list both credential rows read (the demo admin's account).
+pub const MEMBERS_PATH: &str = "/api/v1/accounts/1/members";
+/// Where the bench creates its API key.
+pub const API_KEYS_PATH: &str = "/api/v1/accounts/1/api-keys";
+/// Where the bench gets its instance token.
+pub const INSTANCE_TOKENS_PATH: &str = "/api/v1/instance-tokens";
+/// The validation route.
+pub const VALIDATE_PATH: &str = "/api/v1/instance-tokens/validate";
 
 /// What the scenarios need from the run, obtained before the measurements.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +60,12 @@ pub struct Context {
     pub chatwoot_access_token: String,
     /// A Hub access token from signing in once before the scenarios.
     pub hub_access_token: String,
+    /// An API key (scope `members:read`) created through the API before the scenarios.
+    pub api_key: String,
+    /// An instance token (scope `members:read`) obtained through the API before the scenarios.
+    pub instance_token: String,
+    /// The origin the instance token is bound to (sent as `Origin`).
+    pub instance_origin: String,
 }
 
 impl Context {
@@ -51,6 +73,30 @@ impl Context {
     pub fn bearer(&self) -> String {
         format!("Bearer {}", self.hub_access_token)
     }
+}
+
+/// The body of `POST /api/v1/accounts/1/api-keys` the bench sends.
+pub fn api_key_body() -> String {
+    serde_json::json!({"name": "whatpro-bench", "scopes": ["members:read"]}).to_string()
+}
+
+/// The body of `POST /api/v1/instance-tokens` the bench sends (the longest lifetime).
+pub fn instance_token_body(origin: &str) -> String {
+    serde_json::json!({
+        "account_id": 1,
+        "scopes": ["members:read"],
+        "ttl_minutes": 60,
+        "origin": origin,
+    })
+    .to_string()
+}
+
+/// A `POST` with a JSON body and the access token (creating the machine credentials).
+pub fn authed_post(path: &str, access_token: &str, body: String) -> RequestSpec {
+    HttpScenario::new("setup", Target::Hub, Method::POST, path)
+        .header("authorization", format!("Bearer {access_token}"))
+        .json_body(body)
+        .request
 }
 
 /// The body of `POST /api/v1/auth/sso` with a personal API token, refresh token in the body.
@@ -251,6 +297,22 @@ pub fn http_scenarios(ctx: &Context) -> Vec<HttpScenario> {
             .json_body(sso_body(&ctx.chatwoot_access_token))
             .quoted_against(&[MINIMAL_ACTIX])
             .in_section(IAM),
+        // The same account-scoped GET with an access token and with an API key, back to back:
+        // the key's row shows what its verification costs once argon2 is cached.
+        HttpScenario::get(MEMBERS_ACCESS, Target::Hub, MEMBERS_PATH)
+            .header("authorization", ctx.bearer())
+            .quoted_against(&[HEALTHZ])
+            .in_section(MACHINE),
+        HttpScenario::get(MEMBERS_API_KEY, Target::Hub, MEMBERS_PATH)
+            .header("authorization", format!("Bearer {}", ctx.api_key))
+            .quoted_against(&[MEMBERS_ACCESS, HEALTHZ])
+            .goal(64, MEMBERS_ACCESS, 80.0, ">= 80% of the access-token GET")
+            .in_section(MACHINE),
+        HttpScenario::get(VALIDATE, Target::Hub, VALIDATE_PATH)
+            .header("authorization", format!("Bearer {}", ctx.instance_token))
+            .header("origin", ctx.instance_origin.clone())
+            .quoted_against(&[HEALTHZ])
+            .in_section(MACHINE),
     ]
 }
 
@@ -286,6 +348,7 @@ mod tests {
         let ctx = Context {
             chatwoot_access_token: "cw".into(),
             hub_access_token: "v4.local.x".into(),
+            ..Context::default()
         };
         let all = http_scenarios(&ctx);
         let me = all.iter().find(|s| s.name == ME).unwrap();
@@ -300,6 +363,39 @@ mod tests {
                 assert!(sc.quoted_against.contains(&goal.of), "{}", sc.name);
             }
         }
+    }
+
+    #[test]
+    fn machine_credential_rows_carry_their_credentials() {
+        let ctx = Context {
+            hub_access_token: "v4.local.access".into(),
+            api_key: "whp_abc_def".into(),
+            instance_token: "v4.local.instance".into(),
+            instance_origin: "http://127.0.0.1:1".into(),
+            ..Context::default()
+        };
+        let all = http_scenarios(&ctx);
+        let row = |name: &str| all.iter().find(|s| s.name == name).unwrap();
+        let key = row(MEMBERS_API_KEY).request.build("h:1").unwrap();
+        assert_eq!(key.headers()["authorization"], "Bearer whp_abc_def");
+        let access = row(MEMBERS_ACCESS).request.build("h:1").unwrap();
+        assert_eq!(
+            key.uri(),
+            access.uri(),
+            "the same GET with both credentials"
+        );
+        let goal = &row(MEMBERS_API_KEY).goals[0];
+        assert_eq!((goal.of.as_str(), goal.min_percent), (MEMBERS_ACCESS, 80.0));
+        let validate = row(VALIDATE).request.build("h:1").unwrap();
+        assert_eq!(validate.headers()["origin"], "http://127.0.0.1:1");
+        assert_eq!(
+            validate.headers()["authorization"],
+            "Bearer v4.local.instance"
+        );
+        let body: serde_json::Value =
+            serde_json::from_str(&instance_token_body("http://127.0.0.1:1")).unwrap();
+        assert_eq!(body["origin"], "http://127.0.0.1:1");
+        assert_eq!(body["ttl_minutes"], 60);
     }
 
     #[test]

@@ -305,6 +305,18 @@ impl ChatwootSim {
             .unwrap_or_default()
     }
 
+    // ------------------------------------------------------------ pages
+
+    /// Serves `html` as `text/html` for `GET path` (exact path, query ignored), on the
+    /// simulator's origin: e.g. a page standing in for the Chatwoot dashboard that runs a
+    /// Dashboard Script in a browser test. Replaces an earlier page at the same path; API
+    /// routes at other paths are unaffected. Faults apply to pages too.
+    pub fn set_page(&self, path: &str, html: impl Into<String>) {
+        self.shared()
+            .lock_pages()
+            .insert(path.to_owned(), html.into());
+    }
+
     // ------------------------------------------------------------ faults and recording
 
     /// Failure injection: every following request gets this fault until `set_fault(None)`.

@@ -1,6 +1,6 @@
 //! The HTTP/1 server: accept loop, request recording, fault injection.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     pub state: Mutex<State>,
     pub requests: Mutex<VecDeque<RecordedRequest>>,
     pub fault: Mutex<FaultState>,
+    /// Static HTML pages by exact path (see [`crate::ChatwootSim::set_page`]).
+    pub pages: Mutex<HashMap<String, String>>,
 }
 
 impl Shared {
@@ -63,6 +65,10 @@ impl Shared {
 
     pub fn lock_fault(&self) -> std::sync::MutexGuard<'_, FaultState> {
         self.fault.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn lock_pages(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.pages.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -155,6 +161,12 @@ async fn respond(shared: &Shared, close: &Notify, req: Request<Incoming>) -> Res
             std::future::pending::<()>().await;
         }
         None => {}
+    }
+
+    if parts.method == hyper::Method::GET
+        && let Some(html) = shared.lock_pages().get(&path).cloned()
+    {
+        return into_hyper(ApiResponse::text(200, "text/html; charset=utf-8", &html));
     }
 
     let api_request = ApiRequest {

@@ -1276,3 +1276,38 @@ fn key_comparison_catches_a_missing_nested_key() {
         .remove("custom_role");
     assert_same_keys(&broken, &example, "profile");
 }
+
+// ------------------------------------------------------------------ pages
+
+#[tokio::test]
+async fn set_page_serves_html_on_the_simulator_origin() {
+    let (sim, seed) = start().await;
+    sim.set_page("/app/accounts/1/dashboard", "<p>dashboard</p>");
+    let http = client();
+    let response = http
+        .get(format!("{}/app/accounts/1/dashboard?x=1", sim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    assert_eq!(response.text().await.unwrap(), "<p>dashboard</p>");
+
+    // Other paths and methods keep Chatwoot's behaviour.
+    let response = http
+        .post(format!("{}/app/accounts/1/dashboard", sim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let response = http
+        .get(format!("{}/api/v1/profile", sim.url()))
+        .header("api_access_token", &seed.admin.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}

@@ -9,9 +9,12 @@
 //! in logs or error messages.
 //!
 //! It implements the [`whatpro_iam::ChatwootIdentity`] port (SSO verification) over
-//! `GET /api/v1/profile` and `GET /auth/validate_token`.
+//! `GET /api/v1/profile` and `GET /auth/validate_token`, and the
+//! [`whatpro_tenancy::ChatwootDashboardApps`] port over `.../dashboard_apps` (registering the Hub
+//! as a Dashboard App).
 
 mod client;
+mod dashboard_apps;
 mod error;
 mod identity;
 

@@ -8,6 +8,9 @@
 //! token never opens as an access token (it has an implicit assertion and another `aud`/`typ`),
 //! and an access token is never taken for an instance token (no `typ` in its footer).
 
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
 use pasetors::Local;
 use pasetors::token::UntrustedToken;
 use pasetors::version4::{LocalToken, V4};
@@ -66,62 +69,48 @@ fn parse_time(text: &str) -> Result<OffsetDateTime, TokenError> {
     OffsetDateTime::parse(text, &Rfc3339).map_err(|_| TokenError::Invalid)
 }
 
+/// Most verified (token, origin) pairs remembered by one process (emptied when full).
+const VERIFIED_CAPACITY: usize = 50_000;
+
 /// Issues and verifies instance tokens with the token key ring (`HUB_TOKEN_KEYS`).
-#[derive(Debug, Clone)]
+///
+/// The embedded UI presents the same token for its whole life, so a successful decryption is
+/// remembered per (origin, token): later requests skip the cipher and the claim parsing, and
+/// only the time checks run again. Failures are never remembered.
+#[derive(Clone)]
 pub struct PasetoInstanceTokens {
     keys: KeyRing,
+    /// The encoded footer of an instance token for each key of the ring.
+    footers: Vec<String>,
+    verified: Arc<RwLock<HashMap<(String, String), InstanceClaims>>>,
+}
+
+impl std::fmt::Debug for PasetoInstanceTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasetoInstanceTokens")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PasetoInstanceTokens {
     /// Tokens made with the ring's current key; every key of the ring opens them.
     pub fn new(keys: KeyRing) -> Self {
-        Self { keys }
-    }
-}
-
-fn footer_of(untrusted: &UntrustedToken<Local, V4>) -> Result<Footer, TokenError> {
-    serde_json::from_slice(untrusted.untrusted_footer()).map_err(|_| TokenError::Malformed)
-}
-
-impl InstanceTokens for PasetoInstanceTokens {
-    fn issue(&self, claims: &InstanceClaims) -> Result<String, TokenError> {
-        let body = Claims {
-            iss: ISSUER.to_owned(),
-            aud: EMBED_AUDIENCE.to_owned(),
-            typ: INSTANCE_TYPE.to_owned(),
-            sub: claims.user_id.get().to_string(),
-            account_id: claims.account_id.get(),
-            scopes: claims.scopes.names(),
-            iat: rfc3339(claims.issued_at)?,
-            nbf: rfc3339(claims.issued_at)?,
-            exp: rfc3339(claims.expires_at)?,
-            jti: claims.token_id,
-        };
-        let payload = serde_json::to_vec(&body).map_err(|e| TokenError::Internal(e.to_string()))?;
-        let (kid, key) = self.keys.current();
-        let footer = serde_json::to_vec(&Footer {
-            kid: kid.to_owned(),
-            typ: Some(INSTANCE_TYPE.to_owned()),
-        })
-        .map_err(|e| TokenError::Internal(e.to_string()))?;
-        let implicit = assertion(&claims.origin)?;
-        LocalToken::encrypt(key, &payload, Some(&footer), Some(&implicit))
-            .map_err(|e| TokenError::Internal(e.to_string()))
+        let footers = keys
+            .kids()
+            .into_iter()
+            .filter_map(|kid| instance_footer(kid).ok())
+            .map(|footer| base64url(&footer))
+            .collect();
+        Self {
+            keys,
+            footers,
+            verified: Arc::default(),
+        }
     }
 
-    fn recognizes(&self, token: &str) -> bool {
-        UntrustedToken::<Local, V4>::try_from(token)
-            .ok()
-            .and_then(|t| footer_of(&t).ok())
-            .is_some_and(|f| f.typ.as_deref() == Some(INSTANCE_TYPE))
-    }
-
-    fn verify(
-        &self,
-        token: &str,
-        origin: &str,
-        now: OffsetDateTime,
-    ) -> Result<InstanceClaims, TokenError> {
+    /// Decrypts and checks everything but time.
+    fn decode(&self, token: &str, origin: &str) -> Result<InstanceClaims, TokenError> {
         let untrusted =
             UntrustedToken::<Local, V4>::try_from(token).map_err(|_| TokenError::Malformed)?;
         let footer = footer_of(&untrusted)?;
@@ -147,11 +136,8 @@ impl InstanceTokens for PasetoInstanceTokens {
         let issued_at = parse_time(&claims.iat)?;
         let not_before = parse_time(&claims.nbf)?;
         let expires_at = parse_time(&claims.exp)?;
-        if now >= expires_at {
-            return Err(TokenError::Expired);
-        }
-        if now < not_before {
-            return Err(TokenError::NotYetValid);
+        if not_before != issued_at {
+            return Err(TokenError::Invalid);
         }
         Ok(InstanceClaims {
             token_id: claims.jti,
@@ -162,6 +148,110 @@ impl InstanceTokens for PasetoInstanceTokens {
             expires_at,
             origin: origin.to_owned(),
         })
+    }
+}
+
+/// `v4.local.` — the header of every token this module reads.
+const TOKEN_HEADER: &str = "v4.local.";
+
+/// The footer of an instance token made with key `kid`: `{"kid":"<kid>","typ":"instance"}`.
+fn instance_footer(kid: &str) -> Result<Vec<u8>, TokenError> {
+    serde_json::to_vec(&Footer {
+        kid: kid.to_owned(),
+        typ: Some(INSTANCE_TYPE.to_owned()),
+    })
+    .map_err(|e| TokenError::Internal(e.to_string()))
+}
+
+/// Unpadded base64url, as PASETO encodes its parts.
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let sextets = [(n >> 18) & 63, (n >> 12) & 63, (n >> 6) & 63, n & 63];
+        for sextet in sextets.iter().take(chunk.len() + 1) {
+            out.push(char::from(ALPHABET[*sextet as usize]));
+        }
+    }
+    out
+}
+
+fn footer_of(untrusted: &UntrustedToken<Local, V4>) -> Result<Footer, TokenError> {
+    serde_json::from_slice(untrusted.untrusted_footer()).map_err(|_| TokenError::Malformed)
+}
+
+impl InstanceTokens for PasetoInstanceTokens {
+    fn issue(&self, claims: &InstanceClaims) -> Result<String, TokenError> {
+        let body = Claims {
+            iss: ISSUER.to_owned(),
+            aud: EMBED_AUDIENCE.to_owned(),
+            typ: INSTANCE_TYPE.to_owned(),
+            sub: claims.user_id.get().to_string(),
+            account_id: claims.account_id.get(),
+            scopes: claims.scopes.names(),
+            iat: rfc3339(claims.issued_at)?,
+            nbf: rfc3339(claims.issued_at)?,
+            exp: rfc3339(claims.expires_at)?,
+            jti: claims.token_id,
+        };
+        let payload = serde_json::to_vec(&body).map_err(|e| TokenError::Internal(e.to_string()))?;
+        let (kid, key) = self.keys.current();
+        let footer = instance_footer(kid)?;
+        let implicit = assertion(&claims.origin)?;
+        LocalToken::encrypt(key, &payload, Some(&footer), Some(&implicit))
+            .map_err(|e| TokenError::Internal(e.to_string()))
+    }
+
+    fn recognizes(&self, token: &str) -> bool {
+        // Every request's Bearer goes through here (access tokens too): compare the encoded
+        // footer with the footers this ring makes instead of decoding anything.
+        token.starts_with(TOKEN_HEADER)
+            && token
+                .rsplit_once('.')
+                .is_some_and(|(_, footer)| self.footers.iter().any(|f| f == footer))
+    }
+
+    fn verify(
+        &self,
+        token: &str,
+        origin: &str,
+        now: OffsetDateTime,
+    ) -> Result<InstanceClaims, TokenError> {
+        let key = (origin.to_owned(), token.to_owned());
+        let known = self
+            .verified
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        let claims = match known {
+            Some(claims) => claims,
+            None => {
+                let claims = self.decode(token, origin)?;
+                let mut verified = self
+                    .verified
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if verified.len() >= VERIFIED_CAPACITY {
+                    verified.clear();
+                }
+                verified.insert(key, claims.clone());
+                claims
+            }
+        };
+        if now >= claims.expires_at {
+            return Err(TokenError::Expired);
+        }
+        if now < claims.issued_at {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(claims)
     }
 }
 
@@ -227,6 +317,65 @@ mod tests {
         assert_eq!(
             t.verify("garbage", ORIGIN, now()),
             Err(TokenError::Malformed)
+        );
+    }
+
+    #[test]
+    fn recognition_compares_encoded_footers_of_every_key_of_the_ring() {
+        assert_eq!(base64url(b""), "");
+        assert_eq!(base64url(b"f"), "Zg");
+        assert_eq!(base64url(b"fo"), "Zm8");
+        assert_eq!(base64url(b"foo"), "Zm9v");
+        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+        let old = KeyRing::generate().unwrap();
+        let new = KeyRing::generate().unwrap();
+        let old_token = PasetoInstanceTokens::new(old.clone())
+            .issue(&claims())
+            .unwrap();
+        let rotated = KeyRing::parse(&format!(
+            "{},{}",
+            new.to_paserk_list(),
+            old.to_paserk_list()
+        ))
+        .unwrap();
+        let t = PasetoInstanceTokens::new(rotated);
+        assert!(t.recognizes(&old_token), "a token of the old key");
+        assert!(t.recognizes(&t.issue(&claims()).unwrap()));
+        assert!(t.verify(&old_token, ORIGIN, now()).is_ok());
+        let stranger = PasetoInstanceTokens::new(KeyRing::generate().unwrap())
+            .issue(&claims())
+            .unwrap();
+        assert!(
+            !t.recognizes(&stranger),
+            "unknown keys are not instance tokens of ours"
+        );
+        for other in ["", "v4.local.", "v4.local.abc", "v2.local.x.y", "whp_a_b"] {
+            assert!(!t.recognizes(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn remembered_tokens_still_expire_and_stay_bound_to_their_origin() {
+        let t = PasetoInstanceTokens::new(KeyRing::generate().unwrap());
+        let token = t.issue(&claims()).unwrap();
+        assert!(t.verify(&token, ORIGIN, now()).is_ok());
+        assert!(
+            t.verify(&token, ORIGIN, now() + Duration::minutes(1))
+                .is_ok()
+        );
+        assert_eq!(
+            t.verify(&token, ORIGIN, now() + Duration::minutes(15)),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            t.verify(&token, "https://evil.example", now()),
+            Err(TokenError::OriginMismatch),
+            "remembering for one origin does not open it for another"
+        );
+        assert_eq!(
+            t.verify(&token, "https://evil.example", now()),
+            Err(TokenError::OriginMismatch),
+            "a failure is never remembered as a success"
         );
     }
 

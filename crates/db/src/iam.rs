@@ -14,9 +14,9 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use whatpro_iam::{
-    AccountStatus, AuditContext, ChatwootMembership, ChatwootProfile, ChatwootRole, IdentityStore,
-    LoginRecord, Membership, Principal, RefreshRotation, Role, RotateOutcome, SessionId,
-    SessionRecord, SessionRevocation, StoreError, User,
+    AccountStatus, Actor, ApiKeyId, AuditContext, ChatwootMembership, ChatwootProfile,
+    ChatwootRole, IdentityStore, LoginRecord, Membership, Principal, RefreshRotation, Role,
+    RotateOutcome, SessionId, SessionRecord, SessionRevocation, StoreError, User,
 };
 use whatpro_kernel::{AccountId, UserId};
 
@@ -110,6 +110,28 @@ pub(crate) fn user_payload(user: UserId) -> String {
 /// `{"session": "<uuid>"}`: drop the cached session.
 pub(crate) fn session_payload(session: SessionId) -> String {
     json!({ "session": session.to_string() }).to_string()
+}
+
+/// `{"api_key": "<uuid>"}`: drop the cached API key.
+pub(crate) fn api_key_payload(key: ApiKeyId) -> String {
+    json!({ "api_key": key.to_string() }).to_string()
+}
+
+/// `{"instance_token": "<jti>"}`: drop the cached instance token.
+pub(crate) fn instance_token_payload(jti: Uuid) -> String {
+    json!({ "instance_token": jti.to_string() }).to_string()
+}
+
+/// The audit actor columns (`actor_type`, `actor_id`) of a scope's actor: a user through an
+/// instance token is audited as the user; an API key as the key.
+pub(crate) fn actor_columns(actor: &Actor) -> (&'static str, Option<String>) {
+    match actor {
+        Actor::User { user_id, .. } | Actor::InstanceToken { user_id, .. } => {
+            ("user", Some(user_id.get().to_string()))
+        }
+        Actor::ApiKey { key_id, .. } => ("api_key", Some(key_id.to_string())),
+        Actor::System => ("system", None),
+    }
 }
 
 /// Announces a change to every instance; delivered when the transaction commits.
@@ -298,7 +320,9 @@ struct TokenRow {
 // ---------------------------------------------------------------------------------------------
 // Shared reads and writes of identity.
 
-/// The user and their memberships in active accounts.
+/// The user and their memberships in active accounts. Accounts where the Hub was uninstalled
+/// (Platform App `account.uninstalled`) are left out: their members keep their rows but lose
+/// access until the account is installed again.
 async fn load_principal(
     conn: &mut AsyncPgConnection,
     user: UserId,
@@ -316,6 +340,7 @@ async fn load_principal(
         .inner_join(accounts::table)
         .filter(account_members::user_id.eq(user.get()))
         .filter(accounts::status.eq(AccountStatus::Active.as_str()))
+        .filter(accounts::uninstalled_at.is_null())
         .order(account_members::account_id.asc())
         .select((
             account_members::account_id,
@@ -390,6 +415,8 @@ async fn apply_profile(
         .iter()
         .map(|m| (m.account_id.get(), m))
         .collect();
+    // The upsert sets only name and status: `uninstalled_at` belongs to the Platform App, so a
+    // login never reinstalls an account.
     for (account, membership) in &by_account {
         diesel::insert_into(accounts::table)
             .values((

@@ -1,5 +1,6 @@
-//! An in-process cache of sessions and principals in front of [`PgIdentityStore`], so the
-//! per-request `session()` and `principal()` calls rarely reach the database.
+//! An in-process cache of sessions and principals in front of [`PgIdentityStore`], and of API
+//! keys and instance tokens in front of [`PgCredentialStore`], so the per-request `session()`,
+//! `principal()`, `api_key()` and `instance_token()` calls rarely reach the database.
 //!
 //! Coherence:
 //! - every mutating method delegates to the store, then drops the affected entries here at once;
@@ -24,11 +25,14 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use whatpro_iam::{
-    AuditContext, ChatwootProfile, IdentityStore, LoginRecord, Principal, RefreshRotation,
-    RotateOutcome, SessionId, SessionRecord, SessionRevocation, StoreError,
+    ApiKeyId, ApiKeyPage, ApiKeyRecord, AuditContext, ChatwootProfile, CredentialStore,
+    IdentityStore, InstanceTokenRecord, KeyChange, KeyDenial, LoginRecord, NewApiKey, Principal,
+    RefreshRotation, RotateOutcome, SessionId, SessionRecord, SessionRevocation, StoreError,
+    TenantScope,
 };
-use whatpro_kernel::UserId;
+use whatpro_kernel::{Limit, UserId};
 
+use crate::credentials::PgCredentialStore;
 use crate::iam::{NOTIFY_CHANNEL, PgIdentityStore};
 
 /// `application_name` of the listener's connection (visible in `pg_stat_activity`).
@@ -172,6 +176,8 @@ impl<K: Hash + Eq + Copy, V: Clone> Shards<K, V> {
 struct IamCache {
     sessions: Shards<SessionId, SessionRecord>,
     principals: Shards<UserId, Principal>,
+    api_keys: Shards<ApiKeyId, ApiKeyRecord>,
+    instance_tokens: Shards<Uuid, InstanceTokenRecord>,
     ttl: Duration,
     /// Bumped by every clear; a load that saw another value is not stored.
     generation: AtomicU64,
@@ -188,6 +194,8 @@ impl IamCache {
         Self {
             sessions: Shards::new(settings.capacity),
             principals: Shards::new(settings.capacity),
+            api_keys: Shards::new(settings.capacity),
+            instance_tokens: Shards::new(settings.capacity),
             ttl: settings.ttl,
             generation: AtomicU64::new(0),
             usable: AtomicBool::new(true),
@@ -216,10 +224,20 @@ impl IamCache {
         self.principals.invalidate(&user);
     }
 
+    fn drop_api_key(&self, key: ApiKeyId) {
+        self.api_keys.invalidate(&key);
+    }
+
+    fn drop_instance_token(&self, jti: Uuid) {
+        self.instance_tokens.invalidate(&jti);
+    }
+
     fn clear(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.sessions.clear();
         self.principals.clear();
+        self.api_keys.clear();
+        self.instance_tokens.clear();
     }
 
     fn go_offline(&self) {
@@ -249,7 +267,16 @@ impl IamCache {
             .and_then(|v| v.get("user"))
             .and_then(Value::as_i64)
             .map(UserId::new);
-        if session.is_none() && user.is_none() {
+        let uuid_of = |field: &str| {
+            parsed
+                .as_ref()
+                .and_then(|v| v.get(field))
+                .and_then(Value::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok())
+        };
+        let api_key = uuid_of("api_key").map(ApiKeyId::from_uuid);
+        let instance_token = uuid_of("instance_token");
+        if session.is_none() && user.is_none() && api_key.is_none() && instance_token.is_none() {
             tracing::warn!(
                 payload,
                 "unreadable identity notification; clearing the cache"
@@ -262,6 +289,12 @@ impl IamCache {
         }
         if let Some(user) = user {
             self.drop_user(user);
+        }
+        if let Some(key) = api_key {
+            self.drop_api_key(key);
+        }
+        if let Some(jti) = instance_token {
+            self.drop_instance_token(jti);
         }
     }
 }
@@ -286,6 +319,16 @@ impl IamInvalidator {
     /// Drops the cached session.
     pub fn session(&self, session: SessionId) {
         self.0.drop_session(session);
+    }
+
+    /// Drops the cached API key.
+    pub fn api_key(&self, key: ApiKeyId) {
+        self.0.drop_api_key(key);
+    }
+
+    /// Drops the cached instance token.
+    pub fn instance_token(&self, jti: Uuid) {
+        self.0.drop_instance_token(jti);
     }
 
     /// Drops everything.
@@ -349,6 +392,16 @@ impl CachedIdentityStore {
     /// Number of cached sessions and principals.
     pub fn cached_entries(&self) -> (usize, usize) {
         (self.cache.sessions.len(), self.cache.principals.len())
+    }
+
+    /// A [`CredentialStore`] in front of `inner` that shares this cache (and its listener):
+    /// API keys and instance tokens are served from memory and dropped by the same
+    /// notifications.
+    pub fn credential_store(&self, inner: PgCredentialStore) -> CachedCredentialStore {
+        CachedCredentialStore {
+            inner,
+            cache: Arc::clone(&self.cache),
+        }
     }
 
     /// Starts the task that keeps this cache coherent with other instances: it holds a
@@ -578,5 +631,151 @@ impl IdentityStore for CachedIdentityStore {
         now: OffsetDateTime,
     ) -> Result<Vec<SessionRecord>, StoreError> {
         self.inner.live_sessions(user, now).await
+    }
+}
+
+/// [`CredentialStore`] that serves `api_key()` and `instance_token()` from the identity cache
+/// (see [`CachedIdentityStore::credential_store`]) and delegates the rest to
+/// [`PgCredentialStore`]; rotations and revocations drop the local copy at once, and their
+/// notifications drop it on every other instance.
+pub struct CachedCredentialStore {
+    inner: PgCredentialStore,
+    cache: Arc<IamCache>,
+}
+
+impl std::fmt::Debug for CachedCredentialStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedCredentialStore")
+            .field("api_keys", &self.cache.api_keys.len())
+            .field("instance_tokens", &self.cache.instance_tokens.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CachedCredentialStore {
+    /// Number of cached API keys and instance tokens.
+    pub fn cached_entries(&self) -> (usize, usize) {
+        (self.cache.api_keys.len(), self.cache.instance_tokens.len())
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &PgCredentialStore {
+        &self.inner
+    }
+}
+
+#[async_trait]
+impl CredentialStore for CachedCredentialStore {
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<bool, StoreError> {
+        self.inner.create_api_key(key).await
+    }
+
+    async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.inner.api_key_by_prefix(prefix).await
+    }
+
+    async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
+        if self.cache.usable()
+            && let Some(key) = self.cache.api_keys.get(&id, self.cache.ttl)
+        {
+            return Ok(Some(key));
+        }
+        let generation = self.cache.generation();
+        let epoch = self.cache.api_keys.epoch(&id);
+        let found = self.inner.api_key(id).await?;
+        if let Some(key) = &found {
+            self.cache.api_keys.insert_if(id, key.clone(), epoch, || {
+                self.cache.still_valid(generation)
+            });
+        }
+        Ok(found)
+    }
+
+    async fn list_api_keys(
+        &self,
+        scope: &TenantScope,
+        after: Option<ApiKeyId>,
+        limit: Limit,
+    ) -> Result<ApiKeyPage, StoreError> {
+        self.inner.list_api_keys(scope, after, limit).await
+    }
+
+    async fn rotate_api_key(
+        &self,
+        scope: &TenantScope,
+        id: ApiKeyId,
+        secret_hash: &str,
+        audit: &AuditContext,
+        now: OffsetDateTime,
+    ) -> Result<KeyChange, StoreError> {
+        let result = self
+            .inner
+            .rotate_api_key(scope, id, secret_hash, audit, now)
+            .await;
+        self.cache.drop_api_key(id);
+        result
+    }
+
+    async fn revoke_api_key(
+        &self,
+        scope: &TenantScope,
+        id: ApiKeyId,
+        audit: &AuditContext,
+        now: OffsetDateTime,
+    ) -> Result<KeyChange, StoreError> {
+        let result = self.inner.revoke_api_key(scope, id, audit, now).await;
+        self.cache.drop_api_key(id);
+        result
+    }
+
+    async fn touch_api_key(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StoreError> {
+        self.inner.touch_api_key(id, at).await
+    }
+
+    async fn record_api_key_denial(
+        &self,
+        key: &ApiKeyRecord,
+        denial: &KeyDenial,
+    ) -> Result<(), StoreError> {
+        self.inner.record_api_key_denial(key, denial).await
+    }
+
+    async fn record_instance_token(
+        &self,
+        token: &InstanceTokenRecord,
+        audit: &AuditContext,
+    ) -> Result<(), StoreError> {
+        self.inner.record_instance_token(token, audit).await
+    }
+
+    async fn instance_token(&self, id: Uuid) -> Result<Option<InstanceTokenRecord>, StoreError> {
+        if self.cache.usable()
+            && let Some(token) = self.cache.instance_tokens.get(&id, self.cache.ttl)
+        {
+            return Ok(Some(token));
+        }
+        let generation = self.cache.generation();
+        let epoch = self.cache.instance_tokens.epoch(&id);
+        let found = self.inner.instance_token(id).await?;
+        if let Some(token) = &found {
+            self.cache
+                .instance_tokens
+                .insert_if(id, token.clone(), epoch, || {
+                    self.cache.still_valid(generation)
+                });
+        }
+        Ok(found)
+    }
+
+    async fn revoke_instance_token(
+        &self,
+        id: Uuid,
+        by: UserId,
+        audit: &AuditContext,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let result = self.inner.revoke_instance_token(id, by, audit, now).await;
+        self.cache.drop_instance_token(id);
+        result
     }
 }

@@ -2,21 +2,28 @@
 //!
 //! Owns the connection pool (diesel-async over deadpool, with timeouts), the migrations embedded
 //! from `migrations/`, the diesel schema and the `Pg*` implementations of the domain ports:
-//! [`PgIdentityStore`] (and its cache [`CachedIdentityStore`]) for `whatpro-iam`,
-//! [`PgMemberRepository`], [`PgAuditLog`] and [`PgAccountDirectory`] for `whatpro-tenancy`.
+//! [`PgIdentityStore`] and [`PgCredentialStore`] (and their caches [`CachedIdentityStore`],
+//! [`CachedCredentialStore`]) for `whatpro-iam`,
+//! [`PgMemberRepository`], [`PgAuditLog`], [`PgAccountDirectory`] and
+//! [`PgAccountInstallations`] (Platform App events) for `whatpro-tenancy`.
 //! Nothing outside this crate uses diesel.
 
+mod credentials;
 mod iam;
 mod iam_cache;
+mod platform;
 mod pool;
 mod schema;
 mod schema_dump;
 mod tenancy;
 
+pub use credentials::PgCredentialStore;
 pub use iam::PgIdentityStore;
 pub use iam_cache::{
-    CacheSettings, CachedIdentityStore, IamInvalidator, LISTENER_APPLICATION_NAME,
+    CacheSettings, CachedCredentialStore, CachedIdentityStore, IamInvalidator,
+    LISTENER_APPLICATION_NAME,
 };
+pub use platform::PgAccountInstallations;
 pub use pool::{DbError, Pool, PoolSettings, PoolStatus, build_pool, ping, pool_status};
 pub use schema::schema_mismatches;
 pub use schema_dump::dump_schema;

@@ -19,6 +19,7 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        uninstalled_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -93,11 +94,57 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Platform App events already applied (de-duplication by the sender's event id).
+    platform_app_events (id) {
+        id -> Text,
+        event -> Text,
+        account_id -> Int8,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// API keys of an account (secrets only as argon2id hashes).
+    api_keys (id) {
+        account_id -> Int8,
+        id -> Uuid,
+        prefix -> Text,
+        secret_hash -> Text,
+        name -> Text,
+        scopes -> Array<Text>,
+        created_by -> Int8,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+        expires_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        rotated_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    /// Issued instance tokens (for revocation by `jti`).
+    instance_tokens (jti) {
+        jti -> Uuid,
+        account_id -> Int8,
+        user_id -> Int8,
+        origin -> Text,
+        scopes -> Array<Text>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(account_members -> accounts (account_id));
 diesel::joinable!(account_members -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(audit_log -> accounts (account_id));
+diesel::joinable!(api_keys -> accounts (account_id));
+diesel::joinable!(api_keys -> users (created_by));
+diesel::joinable!(instance_tokens -> accounts (account_id));
+diesel::joinable!(instance_tokens -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
@@ -106,6 +153,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     refresh_tokens,
     audit_log,
+    platform_app_events,
+    api_keys,
+    instance_tokens,
 );
 
 /// One declared column: name, nullable, type OID.
@@ -208,6 +258,9 @@ fn declared_tables() -> Vec<(String, Vec<DeclaredColumn>)> {
         describe_table!(sessions),
         describe_table!(refresh_tokens),
         describe_table!(audit_log),
+        describe_table!(platform_app_events),
+        describe_table!(api_keys),
+        describe_table!(instance_tokens),
     ]
 }
 

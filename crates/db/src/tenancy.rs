@@ -10,7 +10,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
-use whatpro_iam::{Actor, PlatformScope, Role, StoreError, TenantScope};
+use whatpro_iam::{PlatformScope, Role, StoreError, TenantScope};
 use whatpro_kernel::{AccountId, Limit, UserId};
 use whatpro_tenancy::{
     AccountDirectory, AccountSummary, AuditActor, AuditEntry, AuditLog, AuditQuery, Member,
@@ -19,8 +19,8 @@ use whatpro_tenancy::{
 
 use crate::Pool;
 use crate::iam::{
-    AuditEvent, TxError, db_error, insert_audit, notify, parse_chatwoot_role, parse_role,
-    parse_status, pool_error, user_payload,
+    AuditEvent, TxError, actor_columns, db_error, insert_audit, notify, parse_chatwoot_role,
+    parse_role, parse_status, pool_error, user_payload,
 };
 use crate::iam_cache::IamInvalidator;
 use crate::schema::{account_members, audit_log, users};
@@ -117,13 +117,6 @@ impl From<DieselError> for ChangeFailure {
 impl From<TxError> for ChangeFailure {
     fn from(err: TxError) -> Self {
         ChangeFailure::Tx(err)
-    }
-}
-
-fn actor_columns(actor: &Actor) -> (&'static str, Option<String>) {
-    match actor {
-        Actor::User { user_id, .. } => ("user", Some(user_id.get().to_string())),
-        Actor::System => ("system", None),
     }
 }
 

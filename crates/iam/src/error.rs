@@ -50,6 +50,47 @@ pub enum IamError {
     /// No such session among the caller's.
     #[error("no such session")]
     SessionNotFound,
+    /// The role allows this, but the credential's scopes do not.
+    #[error("the credential's scopes do not allow this")]
+    InsufficientScope,
+    /// A credential that does not work on this route (API keys and instance tokens work only on
+    /// `/api/v1/accounts/{account_id}/...` routes; some routes take only one kind).
+    #[error("this route does not accept this kind of credential")]
+    UnsupportedCredential,
+    /// The API key is malformed, unknown, or its secret does not match (a rotated-away secret
+    /// included).
+    #[error("the API key is not valid")]
+    ApiKeyInvalid,
+    /// The API key was revoked.
+    #[error("the API key has been revoked")]
+    ApiKeyRevoked,
+    /// The API key expired.
+    #[error("the API key has expired")]
+    ApiKeyExpired,
+    /// No such API key in this account.
+    #[error("no such API key in this account")]
+    ApiKeyNotFound,
+    /// The API key is revoked, so it cannot be rotated.
+    #[error("the API key is revoked and cannot be rotated")]
+    ApiKeyAlreadyRevoked,
+    /// The instance token does not open for the request's origin (another or no `Origin`).
+    #[error("the token is not valid for this origin")]
+    TokenOriginMismatch,
+    /// The credential belongs to another account than the route's.
+    #[error("the credential is not valid for this account")]
+    TokenAccountMismatch,
+    /// The instance token was revoked.
+    #[error("the token has been revoked")]
+    TokenRevoked,
+    /// No such instance token (or not one the caller may revoke).
+    #[error("no such instance token")]
+    InstanceTokenNotFound,
+    /// A scope name that is not one of ours.
+    #[error("{0}")]
+    UnknownScope(String),
+    /// A value that is not acceptable (the message says which and why).
+    #[error("{0}")]
+    Invalid(String),
     /// Storage is unavailable.
     #[error("the service is temporarily unavailable")]
     Unavailable(String),
@@ -69,9 +110,22 @@ impl Classify for IamError {
             | IamError::ChatwootCredentialsInvalid
             | IamError::RefreshInvalid
             | IamError::RefreshExpired
-            | IamError::RefreshReused => ErrorKind::Unauthenticated,
-            IamError::NotAMember | IamError::Forbidden => ErrorKind::Forbidden,
-            IamError::SessionNotFound => ErrorKind::NotFound,
+            | IamError::RefreshReused
+            | IamError::UnsupportedCredential
+            | IamError::ApiKeyInvalid
+            | IamError::ApiKeyRevoked
+            | IamError::ApiKeyExpired
+            | IamError::TokenOriginMismatch
+            | IamError::TokenRevoked => ErrorKind::Unauthenticated,
+            IamError::NotAMember
+            | IamError::Forbidden
+            | IamError::InsufficientScope
+            | IamError::TokenAccountMismatch => ErrorKind::Forbidden,
+            IamError::SessionNotFound
+            | IamError::ApiKeyNotFound
+            | IamError::InstanceTokenNotFound => ErrorKind::NotFound,
+            IamError::ApiKeyAlreadyRevoked => ErrorKind::Conflict,
+            IamError::UnknownScope(_) | IamError::Invalid(_) => ErrorKind::Invalid,
             IamError::ChatwootUnavailable | IamError::Unavailable(_) => ErrorKind::Unavailable,
             IamError::ChatwootUpstream => ErrorKind::Upstream,
             IamError::Internal(_) => ErrorKind::Internal,
@@ -94,6 +148,18 @@ impl Classify for IamError {
             IamError::RefreshExpired => "refresh_token_expired",
             IamError::RefreshReused => "refresh_token_reused",
             IamError::SessionNotFound => "session_not_found",
+            IamError::InsufficientScope => "insufficient_scope",
+            IamError::UnsupportedCredential => "unsupported_credential",
+            IamError::ApiKeyInvalid => "api_key_invalid",
+            IamError::ApiKeyRevoked | IamError::ApiKeyAlreadyRevoked => "api_key_revoked",
+            IamError::ApiKeyExpired => "api_key_expired",
+            IamError::ApiKeyNotFound => "api_key_not_found",
+            IamError::TokenOriginMismatch => "token_origin_mismatch",
+            IamError::TokenAccountMismatch => "token_account_mismatch",
+            IamError::TokenRevoked => "token_revoked",
+            IamError::InstanceTokenNotFound => "instance_token_not_found",
+            IamError::UnknownScope(_) => "unknown_scope",
+            IamError::Invalid(_) => "validation_failed",
             IamError::Unavailable(_) => "unavailable",
             IamError::Internal(_) => "internal_error",
         }
@@ -124,6 +190,7 @@ impl From<TokenError> for IamError {
         match err {
             TokenError::Expired => IamError::TokenExpired,
             TokenError::Internal(detail) => IamError::Internal(detail),
+            TokenError::OriginMismatch => IamError::TokenOriginMismatch,
             TokenError::Malformed
             | TokenError::UnknownKey
             | TokenError::Invalid

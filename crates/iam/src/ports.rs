@@ -3,12 +3,17 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
-use whatpro_kernel::UserId;
+use whatpro_kernel::{Limit, UserId};
 
-use crate::model::{
-    AccessClaims, AuditContext, ChatwootCredential, ChatwootProfile, LoginRecord, Principal,
-    RefreshRotation, RotateOutcome, SessionId, SessionRecord, SessionRevocation,
+use crate::credentials::{
+    ApiKeyPage, ApiKeyRecord, InstanceClaims, InstanceTokenRecord, KeyChange, KeyDenial,
+    KeyMaterial, NewApiKey,
 };
+use crate::model::{
+    AccessClaims, ApiKeyId, AuditContext, ChatwootCredential, ChatwootProfile, LoginRecord,
+    Principal, RefreshRotation, RotateOutcome, SessionId, SessionRecord, SessionRevocation,
+};
+use crate::scope::TenantScope;
 
 /// Why Chatwoot could not vouch for a credential.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,6 +63,10 @@ pub enum TokenError {
     /// Before its `nbf`.
     #[error("the token is not valid yet")]
     NotYetValid,
+    /// An instance token that does not open with the given origin as its implicit assertion
+    /// (another origin; a tampered token looks the same).
+    #[error("the token is not bound to this origin")]
+    OriginMismatch,
     /// Issuing failed (a bug or no randomness).
     #[error("token issuing failed: {0}")]
     Internal(String),
@@ -193,4 +202,136 @@ pub trait IdentityStore: Send + Sync {
         user: UserId,
         now: OffsetDateTime,
     ) -> Result<Vec<SessionRecord>, StoreError>;
+}
+
+/// Issues and verifies instance tokens (PASETO `v4.local`, `aud=whatpro:embed`,
+/// `typ=instance`, implicit assertion `{"origin":"<origin>"}`, footer `{"kid","typ":"instance"}`).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait InstanceTokens: Send + Sync {
+    /// A token carrying `claims`, bound to `claims.origin`.
+    ///
+    /// # Errors
+    /// `TokenError::Internal` only.
+    fn issue(&self, claims: &InstanceClaims) -> Result<String, TokenError>;
+
+    /// Whether the token says (in its authenticated footer) that it is an instance token; no
+    /// decryption. Used to pick the verifier for a Bearer credential.
+    fn recognizes(&self, token: &str) -> bool;
+
+    /// Checks the token for a request from `origin` at `now`.
+    ///
+    /// # Errors
+    /// `Malformed`, `UnknownKey`, `OriginMismatch` (does not open with this origin), `Invalid`
+    /// (other audience or type, bad claims), `Expired`, `NotYetValid`.
+    fn verify(
+        &self,
+        token: &str,
+        origin: &str,
+        now: OffsetDateTime,
+    ) -> Result<InstanceClaims, TokenError>;
+}
+
+/// Why hashing failed. Never contains the secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("secret hashing failed: {0}")]
+pub struct HashError(pub String);
+
+/// Makes API key material and hashes secrets (argon2id, off the async threads).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SecretHasher: Send + Sync {
+    /// New random key material (a unique-enough prefix and a 256-bit secret).
+    fn generate(&self) -> KeyMaterial;
+
+    /// A fast digest (SHA-256) of a presented credential: the key of the verification cache,
+    /// so the cache never holds the credential itself.
+    fn fingerprint(&self, presented: &str) -> [u8; 32];
+
+    /// The PHC string of `secret`.
+    ///
+    /// # Errors
+    /// When hashing fails (no randomness, no worker).
+    async fn hash(&self, secret: &str) -> Result<String, HashError>;
+
+    /// Whether `secret` matches the PHC string `hash` (false also for an unreadable hash).
+    ///
+    /// # Errors
+    /// When no worker could run the check.
+    async fn verify(&self, secret: &str, hash: &str) -> Result<bool, HashError>;
+}
+
+/// API keys and instance tokens. Every write that is a security event writes its audit row in
+/// the same transaction and tells other instances to drop cached copies
+/// (`{"api_key": "<id>"}`, `{"instance_token": "<jti>"}` on `whatpro_iam`).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    /// Stores a new key and audits `api_key.created` in its account; false (nothing stored)
+    /// when its prefix is taken, so the caller can generate another.
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<bool, StoreError>;
+
+    /// The key with this prefix (any account, revoked or not).
+    async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// The key with this id (any account); adapters may serve it from a coherent cache.
+    async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Keys of the scope's account by id, after `after` (exclusive).
+    async fn list_api_keys(
+        &self,
+        scope: &TenantScope,
+        after: Option<ApiKeyId>,
+        limit: Limit,
+    ) -> Result<ApiKeyPage, StoreError>;
+
+    /// Replaces the secret hash of a live key of the scope's account (sets `rotated_at`),
+    /// audits `api_key.rotated` (actor from the scope).
+    async fn rotate_api_key(
+        &self,
+        scope: &TenantScope,
+        id: ApiKeyId,
+        secret_hash: &str,
+        audit: &AuditContext,
+        now: OffsetDateTime,
+    ) -> Result<KeyChange, StoreError>;
+
+    /// Revokes a key of the scope's account and audits `api_key.revoked`; a key already revoked
+    /// is left as it is (no audit row).
+    async fn revoke_api_key(
+        &self,
+        scope: &TenantScope,
+        id: ApiKeyId,
+        audit: &AuditContext,
+        now: OffsetDateTime,
+    ) -> Result<KeyChange, StoreError>;
+
+    /// Sets `last_used_at` (callers throttle this to about once a minute per key).
+    async fn touch_api_key(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Audits `api_key.denied` for a verified key used beyond its scopes or role.
+    async fn record_api_key_denial(
+        &self,
+        key: &ApiKeyRecord,
+        denial: &KeyDenial,
+    ) -> Result<(), StoreError>;
+
+    /// Stores an issued instance token and audits `instance_token.created` (actor: its user).
+    async fn record_instance_token(
+        &self,
+        token: &InstanceTokenRecord,
+        audit: &AuditContext,
+    ) -> Result<(), StoreError>;
+
+    /// The instance token with this `jti`; adapters may serve it from a coherent cache.
+    async fn instance_token(&self, id: Uuid) -> Result<Option<InstanceTokenRecord>, StoreError>;
+
+    /// Revokes an instance token and audits `instance_token.revoked` (actor: `by`); false when
+    /// there is no such token. A token already revoked is left as it is (no audit row).
+    async fn revoke_instance_token(
+        &self,
+        id: Uuid,
+        by: UserId,
+        audit: &AuditContext,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 }

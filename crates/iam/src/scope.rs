@@ -1,9 +1,11 @@
 //! The scopes every tenant-facing port takes. Minted only in this crate.
 
+use uuid::Uuid;
 use whatpro_kernel::{AccountId, UserId};
 
-use crate::model::SessionId;
+use crate::model::{ApiKeyId, SessionId};
 use crate::policy::{Action, Role};
+use crate::scopes::ScopeSet;
 
 /// Who acts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,21 +17,37 @@ pub enum Actor {
         /// The session.
         session_id: SessionId,
     },
+    /// An API key, acting with its creator's current role (audited as the key).
+    ApiKey {
+        /// The key.
+        key_id: ApiKeyId,
+        /// The user who created it.
+        created_by: UserId,
+    },
+    /// A user through an instance token of the embedded UI (audited as the user).
+    InstanceToken {
+        /// The Chatwoot user id.
+        user_id: UserId,
+        /// The token's `jti`.
+        token_id: Uuid,
+    },
     /// The Hub itself (background jobs).
     System,
 }
 
 impl Actor {
-    /// The user, when a user acts.
+    /// The user, when a user acts (for an API key: the user who created it).
     pub fn user_id(&self) -> Option<UserId> {
         match self {
-            Actor::User { user_id, .. } => Some(*user_id),
+            Actor::User { user_id, .. } | Actor::InstanceToken { user_id, .. } => Some(*user_id),
+            Actor::ApiKey { created_by, .. } => Some(*created_by),
             Actor::System => None,
         }
     }
 }
 
-/// Proof that the caller was authenticated for exactly one Chatwoot account, with a role there.
+/// Proof that the caller was authenticated for exactly one Chatwoot account, with a role there
+/// and, for machine credentials (API keys, instance tokens), the scopes the credential carries.
 /// No public constructor, no `Default`, no `Deserialize`: every port method on tenant data
 /// takes `&TenantScope` first and reads the account from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +55,8 @@ pub struct TenantScope {
     account: AccountId,
     actor: Actor,
     role: Role,
+    /// `None` for a user's own session (the role alone decides).
+    scopes: Option<ScopeSet>,
 }
 
 impl TenantScope {
@@ -45,7 +65,28 @@ impl TenantScope {
             account,
             actor,
             role,
+            scopes: None,
         }
+    }
+
+    pub(crate) fn scoped(account: AccountId, actor: Actor, role: Role, scopes: ScopeSet) -> Self {
+        Self {
+            account,
+            actor,
+            role,
+            scopes: Some(scopes),
+        }
+    }
+
+    /// A scope of a machine credential, for tests of other crates (feature `test-util`).
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn for_tests_scoped(
+        account: AccountId,
+        actor: Actor,
+        role: Role,
+        scopes: ScopeSet,
+    ) -> Self {
+        Self::scoped(account, actor, role, scopes)
     }
 
     /// A scope for tests of other crates (feature `test-util`, dev-dependencies only).
@@ -76,9 +117,21 @@ impl TenantScope {
         self.role
     }
 
-    /// Whether the role allows `action`.
+    /// The scopes of the machine credential behind this scope; `None` for a user's session.
+    pub fn scopes(&self) -> Option<ScopeSet> {
+        self.scopes
+    }
+
+    /// Whether the role allows `action` and, for a machine credential, its scopes do too.
     pub fn can(&self, action: Action) -> bool {
-        self.role.allows(action)
+        self.role.allows(action) && self.scopes.is_none_or(|s| s.allows(action))
+    }
+
+    /// The most a credential made by this caller may carry: what the role allows, narrowed by
+    /// the caller's own scopes when the caller is itself a machine credential.
+    pub fn grantable(&self) -> ScopeSet {
+        let by_role = ScopeSet::for_role(self.role);
+        self.scopes.map_or(by_role, |s| s.intersect(by_role))
     }
 }
 

@@ -6,6 +6,7 @@ use time::{Duration, OffsetDateTime};
 use whatpro_kernel::{AccountId, Clock, IdGen};
 
 use crate::error::IamError;
+use crate::machine::MachineState;
 use crate::model::{
     AccessClaims, AccountStatus, AuditContext, ChatwootCredential, DeviceInfo, LoginRecord,
     NewRefreshToken, Principal, RefreshRotation, RotateOutcome, SessionId, SessionRecord,
@@ -13,7 +14,8 @@ use crate::model::{
 };
 use crate::policy::{Action, Role};
 use crate::ports::{
-    AccessTokens, ChatwootIdentity, IdentityError, IdentityStore, IssuedAccessToken, RefreshTokens,
+    AccessTokens, ChatwootIdentity, CredentialStore, IdentityError, IdentityStore, InstanceTokens,
+    IssuedAccessToken, RefreshTokens, SecretHasher,
 };
 use crate::scope::{Actor, PlatformScope, TenantScope};
 
@@ -28,6 +30,15 @@ pub struct IamSettings {
     pub refresh_grace: Duration,
     /// Lower-cased emails of super_admins.
     pub super_admin_emails: Vec<String>,
+    /// How long a successful API-key verification is remembered, so repeated uses of the same
+    /// key skip argon2 (60 s).
+    pub api_key_verify_ttl: Duration,
+    /// `last_used_at` of an API key is written at most this often per key and instance (60 s).
+    pub api_key_touch_interval: Duration,
+    /// Instance-token lifetime when none is asked (15 min).
+    pub instance_token_default_ttl: Duration,
+    /// Longest instance-token lifetime (60 min).
+    pub instance_token_max_ttl: Duration,
 }
 
 impl Default for IamSettings {
@@ -37,8 +48,34 @@ impl Default for IamSettings {
             session_absolute: Duration::days(30),
             refresh_grace: Duration::seconds(5),
             super_admin_emails: Vec::new(),
+            api_key_verify_ttl: Duration::seconds(60),
+            api_key_touch_interval: Duration::seconds(60),
+            instance_token_default_ttl: Duration::minutes(15),
+            instance_token_max_ttl: Duration::minutes(60),
         }
     }
+}
+
+/// The adapters the IAM service works through.
+pub struct IamPorts {
+    /// Users, memberships, sessions, refresh tokens.
+    pub store: Arc<dyn IdentityStore>,
+    /// API keys and instance tokens.
+    pub credentials: Arc<dyn CredentialStore>,
+    /// Chatwoot's verdict on Chatwoot credentials.
+    pub chatwoot: Arc<dyn ChatwootIdentity>,
+    /// Access tokens.
+    pub access: Arc<dyn AccessTokens>,
+    /// Refresh tokens and sealed credentials.
+    pub refresh: Arc<dyn RefreshTokens>,
+    /// Instance tokens.
+    pub instance: Arc<dyn InstanceTokens>,
+    /// API key material and argon2id.
+    pub hasher: Arc<dyn SecretHasher>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// New ids.
+    pub ids: Arc<dyn IdGen>,
 }
 
 /// What a login or a refresh hands to the client.
@@ -77,38 +114,39 @@ impl AuthContext {
 
 /// The IAM service: the only place that mints [`TenantScope`] and [`PlatformScope`].
 pub struct IamService {
-    store: Arc<dyn IdentityStore>,
-    chatwoot: Arc<dyn ChatwootIdentity>,
+    pub(crate) store: Arc<dyn IdentityStore>,
+    pub(crate) credentials: Arc<dyn CredentialStore>,
+    pub(crate) chatwoot: Arc<dyn ChatwootIdentity>,
     access: Arc<dyn AccessTokens>,
     refresh: Arc<dyn RefreshTokens>,
-    clock: Arc<dyn Clock>,
-    ids: Arc<dyn IdGen>,
-    settings: IamSettings,
+    pub(crate) instance: Arc<dyn InstanceTokens>,
+    pub(crate) hasher: Arc<dyn SecretHasher>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) ids: Arc<dyn IdGen>,
+    pub(crate) settings: IamSettings,
+    /// In-process memory of verified API keys and of `last_used_at` writes.
+    pub(crate) machine: MachineState,
 }
 
 impl IamService {
     /// Wires the service to its ports.
-    pub fn new(
-        store: Arc<dyn IdentityStore>,
-        chatwoot: Arc<dyn ChatwootIdentity>,
-        access: Arc<dyn AccessTokens>,
-        refresh: Arc<dyn RefreshTokens>,
-        clock: Arc<dyn Clock>,
-        ids: Arc<dyn IdGen>,
-        settings: IamSettings,
-    ) -> Self {
+    pub fn new(ports: IamPorts, settings: IamSettings) -> Self {
         Self {
-            store,
-            chatwoot,
-            access,
-            refresh,
-            clock,
-            ids,
+            store: ports.store,
+            credentials: ports.credentials,
+            chatwoot: ports.chatwoot,
+            access: ports.access,
+            refresh: ports.refresh,
+            instance: ports.instance,
+            hasher: ports.hasher,
+            clock: ports.clock,
+            ids: ports.ids,
+            machine: MachineState::default(),
             settings,
         }
     }
 
-    fn is_super_admin(&self, email: &str) -> bool {
+    pub(crate) fn is_super_admin(&self, email: &str) -> bool {
         let email = email.to_lowercase();
         self.settings.super_admin_emails.contains(&email)
     }
@@ -170,6 +208,22 @@ impl IamService {
             audit,
         };
         let principal = self.store.record_login(&record).await?;
+        if let Some(account) = account
+            && principal.membership(account).is_none()
+        {
+            // Chatwoot lists the account but the Hub does not serve it (uninstalled): the new
+            // session must not outlive this refusal.
+            self.store
+                .revoke_session(
+                    principal.user.id,
+                    session_id,
+                    SessionRevocation::Revoked,
+                    &record.audit,
+                    now,
+                )
+                .await?;
+            return Err(IamError::NotAMember);
+        }
         let access_token = self.access.issue(principal.user.id, session_id, now)?;
         let session = SessionRecord {
             id: session_id,
@@ -470,20 +524,21 @@ impl IamService {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::{ChatwootMembership, ChatwootProfile, ChatwootRole, Membership, User};
     use crate::ports::{
-        MockAccessTokens, MockChatwootIdentity, MockIdentityStore, MockRefreshTokens, TokenError,
+        MockAccessTokens, MockChatwootIdentity, MockCredentialStore, MockIdentityStore,
+        MockInstanceTokens, MockRefreshTokens, MockSecretHasher, TokenError,
     };
     use uuid::Uuid;
     use whatpro_kernel::{FixedClock, UserId, UuidV7Gen};
 
-    fn now() -> OffsetDateTime {
+    pub(crate) fn now() -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
     }
 
-    fn profile() -> ChatwootProfile {
+    pub(crate) fn profile() -> ChatwootProfile {
         ChatwootProfile {
             user_id: UserId::new(5),
             email: "Carlos@WhatPro.example".into(),
@@ -505,7 +560,7 @@ mod tests {
         }
     }
 
-    fn principal(role: Role) -> Principal {
+    pub(crate) fn principal(role: Role) -> Principal {
         Principal {
             user: User {
                 id: UserId::new(5),
@@ -521,7 +576,7 @@ mod tests {
         }
     }
 
-    fn session(revoked: bool) -> SessionRecord {
+    pub(crate) fn session(revoked: bool) -> SessionRecord {
         SessionRecord {
             id: SessionId::from_uuid(Uuid::nil()),
             user_id: UserId::new(5),
@@ -537,15 +592,18 @@ mod tests {
         }
     }
 
-    struct Ports {
-        store: MockIdentityStore,
-        chatwoot: MockChatwootIdentity,
-        access: MockAccessTokens,
-        refresh: MockRefreshTokens,
+    pub(crate) struct Ports {
+        pub(crate) store: MockIdentityStore,
+        pub(crate) credentials: MockCredentialStore,
+        pub(crate) chatwoot: MockChatwootIdentity,
+        pub(crate) access: MockAccessTokens,
+        pub(crate) refresh: MockRefreshTokens,
+        pub(crate) instance: MockInstanceTokens,
+        pub(crate) hasher: MockSecretHasher,
     }
 
     impl Ports {
-        fn new() -> Self {
+        pub(crate) fn new() -> Self {
             let mut refresh = MockRefreshTokens::new();
             refresh
                 .expect_generate()
@@ -568,20 +626,36 @@ mod tests {
             });
             Self {
                 store: MockIdentityStore::new(),
+                credentials: MockCredentialStore::new(),
                 chatwoot: MockChatwootIdentity::new(),
                 access,
                 refresh,
+                instance: MockInstanceTokens::new(),
+                hasher: MockSecretHasher::new(),
             }
         }
 
-        fn service(self, settings: IamSettings) -> IamService {
+        pub(crate) fn service(self, settings: IamSettings) -> IamService {
+            self.service_with_clock(settings, Arc::new(FixedClock::new(now())))
+        }
+
+        pub(crate) fn service_with_clock(
+            self,
+            settings: IamSettings,
+            clock: Arc<FixedClock>,
+        ) -> IamService {
             IamService::new(
-                Arc::new(self.store),
-                Arc::new(self.chatwoot),
-                Arc::new(self.access),
-                Arc::new(self.refresh),
-                Arc::new(FixedClock::new(now())),
-                Arc::new(UuidV7Gen),
+                IamPorts {
+                    store: Arc::new(self.store),
+                    credentials: Arc::new(self.credentials),
+                    chatwoot: Arc::new(self.chatwoot),
+                    access: Arc::new(self.access),
+                    refresh: Arc::new(self.refresh),
+                    instance: Arc::new(self.instance),
+                    hasher: Arc::new(self.hasher),
+                    clock,
+                    ids: Arc::new(UuidV7Gen),
+                },
                 settings,
             )
         }

@@ -1,5 +1,12 @@
 //! Authentication extractors: [`Caller`] (a live session) and [`Authed<P>`] (a tenant scope
-//! whose role allows the policy `P`, for routes with `{account_id}`).
+//! whose role — and, for machine credentials, whose scopes — allow the policy `P`, for routes
+//! with `{account_id}`).
+//!
+//! `Authorization: Bearer` carries one of three credentials, told apart without trial
+//! decryption: `whp_...` is an API key; a PASETO whose (authenticated) footer says
+//! `"typ":"instance"` is an instance token; anything else is taken for an access token. API keys
+//! and instance tokens work only on `/api/v1/accounts/{account_id}/...` routes ([`Authed`]);
+//! elsewhere they answer 401 `unsupported_credential`.
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -8,25 +15,53 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
-use whatpro_iam::{Action, AuditContext, AuthContext, DeviceInfo, IamError, TenantScope};
-use whatpro_kernel::AccountId;
+use whatpro_iam::{
+    API_KEY_PREFIX, Action, ApiKeyAuth, AuditContext, AuthContext, DeviceInfo, IamError,
+    InstanceAuth, TenantScope,
+};
+use whatpro_kernel::{AccountId, UserId};
+use whatpro_ratelimit::Quota;
 
 use super::error::ApiError;
 use super::observe::LogIdentity;
 use super::request_id::{self, RequestId};
+use crate::config::Origin;
 use crate::state::AppState;
 
 /// An authenticated user with a live session (routes outside `/accounts/{account_id}`).
 #[derive(Debug, Clone)]
 pub struct Caller(pub AuthContext);
 
-/// A tenant scope for the path's `{account_id}`, with a role allowing `P::ACTION`.
+/// The verified credential behind a tenant scope.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A user's access token and live session.
+    Session(AuthContext),
+    /// An API key, acting with its creator's current role.
+    ApiKey(ApiKeyAuth),
+    /// An instance token of the embedded UI.
+    InstanceToken(InstanceAuth),
+}
+
+impl Credential {
+    /// The user the request acts for (an API key's creator).
+    pub fn user_id(&self) -> UserId {
+        match self {
+            Credential::Session(ctx) => ctx.claims.user_id,
+            Credential::ApiKey(auth) => auth.key.created_by,
+            Credential::InstanceToken(auth) => auth.claims.user_id,
+        }
+    }
+}
+
+/// A tenant scope for the path's `{account_id}`, whose role (and scopes, for machine
+/// credentials) allow `P::ACTION`.
 #[derive(Debug, Clone)]
 pub struct Authed<P> {
     /// The scope every tenant port takes.
     pub scope: TenantScope,
-    /// The verified identity behind it.
-    pub ctx: AuthContext,
+    /// The verified credential behind it.
+    pub credential: Credential,
     _policy: PhantomData<P>,
 }
 
@@ -58,12 +93,19 @@ pub mod policy {
         MembersWrite,
         /// Read the audit log.
         AuditRead,
+        /// List API keys.
+        ApiKeysRead,
+        /// Create, rotate and revoke API keys.
+        ApiKeysWrite,
         /// Read across accounts.
         PlatformRead,
+        /// Change account settings (Chatwoot connection, Dashboard App registration).
+        SettingsWrite,
     );
 }
 
-fn bearer(req: &HttpRequest) -> Option<&str> {
+/// The `Authorization: Bearer` credential, if any.
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -78,19 +120,127 @@ fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
         .ok_or_else(|| ApiError::internal("application state missing"))
 }
 
-/// Authenticates the request's Bearer token (for handlers that accept several credentials).
+/// Which verifier a Bearer credential needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BearerKind {
+    ApiKey,
+    InstanceToken,
+    Access,
+}
+
+fn classify(state: &AppState, token: &str) -> BearerKind {
+    if token.starts_with(API_KEY_PREFIX) {
+        BearerKind::ApiKey
+    } else if state.iam.is_instance_token(token) {
+        BearerKind::InstanceToken
+    } else {
+        BearerKind::Access
+    }
+}
+
+fn note_identity(req: &HttpRequest, account: Option<i64>, user: UserId) {
+    let mut ext = req.extensions_mut();
+    let mut identity = ext.get::<LogIdentity>().copied().unwrap_or_default();
+    identity.user_id = Some(user.get());
+    if account.is_some() {
+        identity.account_id = account;
+    }
+    ext.insert(identity);
+}
+
+/// The web origin a request comes from, for instance tokens: its `Origin` header (normalised);
+/// without one, the Hub's own origin when the browser says the request is same-origin
+/// (`Sec-Fetch-Site: same-origin` — browsers omit `Origin` on same-origin GETs); else none.
+pub fn request_origin(req: &HttpRequest, public_url: &Origin) -> Option<String> {
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let text = origin.to_str().ok()?;
+        return Some(
+            Origin::parse(text).map_or_else(|_| text.to_owned(), |o| o.as_str().to_owned()),
+        );
+    }
+    let same_origin = req
+        .headers()
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("same-origin"));
+    same_origin.then(|| public_url.as_str().to_owned())
+}
+
+/// Authenticates the request's Bearer access token (for handlers that accept several
+/// credentials). API keys and instance tokens are refused here.
 ///
 /// # Errors
-/// 401 codes of `IamError`.
+/// 401 codes of `IamError` (`unsupported_credential` for API keys and instance tokens).
 pub async fn authenticate_request(req: &HttpRequest) -> Result<AuthContext, ApiError> {
     let state = state(req)?;
     let token = bearer(req).ok_or(IamError::Unauthenticated)?;
+    if classify(&state, token) != BearerKind::Access {
+        return Err(IamError::UnsupportedCredential.into());
+    }
     let ctx = state.iam.authenticate(token).await?;
-    let mut ext = req.extensions_mut();
-    let mut identity = ext.get::<LogIdentity>().copied().unwrap_or_default();
-    identity.user_id = Some(ctx.claims.user_id.get());
-    ext.insert(identity);
+    note_identity(req, None, ctx.claims.user_id);
     Ok(ctx)
+}
+
+/// Verifies the request's Bearer instance token against the request's origin.
+///
+/// # Errors
+/// 401 `unauthenticated`, `token_invalid`, `token_origin_mismatch`, `token_expired`,
+/// `token_revoked`; 403 `not_a_member`.
+pub async fn authenticate_instance_token(req: &HttpRequest) -> Result<InstanceAuth, ApiError> {
+    let state = state(req)?;
+    let token = bearer(req).ok_or(IamError::Unauthenticated)?;
+    let origin = request_origin(req, &state.config.public_url);
+    let auth = state
+        .iam
+        .authenticate_instance_token(token, origin.as_deref())
+        .await?;
+    note_identity(req, Some(auth.claims.account_id.get()), auth.claims.user_id);
+    Ok(auth)
+}
+
+/// Counts one request of an API key against `HUB_API_KEY_RATE_PER_MINUTE`.
+async fn limit_api_key(state: &AppState, auth: &ApiKeyAuth) -> Result<(), ApiError> {
+    super::iam::limit(
+        state,
+        format!("api_key:{}", auth.key.id),
+        Quota::per_minute(state.config.api_key_rate_per_minute),
+    )
+    .await
+}
+
+/// The scope for `account` and action `action` from whatever credential the request carries.
+async fn tenant_scope(
+    req: &HttpRequest,
+    account: i64,
+    action: Action,
+) -> Result<(TenantScope, Credential), ApiError> {
+    let state = state(req)?;
+    let token = bearer(req).ok_or(IamError::Unauthenticated)?;
+    let account_id = AccountId::new(account);
+    match classify(&state, token) {
+        BearerKind::Access => {
+            let ctx = authenticate_request(req).await?;
+            let scope = state.iam.tenant_scope(&ctx, account_id, action)?;
+            Ok((scope, Credential::Session(ctx)))
+        }
+        BearerKind::ApiKey => {
+            let auth = state.iam.authenticate_api_key(token).await?;
+            note_identity(req, Some(account), auth.key.created_by);
+            limit_api_key(&state, &auth).await?;
+            let client = ClientInfo::of(req, state.config.trust_forwarded_for);
+            let scope = state
+                .iam
+                .api_key_scope(&auth, account_id, action, &client.audit)
+                .await?;
+            Ok((scope, Credential::ApiKey(auth)))
+        }
+        BearerKind::InstanceToken => {
+            let auth = authenticate_instance_token(req).await?;
+            let scope = state.iam.instance_scope(&auth, account_id, action)?;
+            Ok((scope, Credential::InstanceToken(auth)))
+        }
+    }
 }
 
 impl FromRequest for Caller {
@@ -114,17 +264,13 @@ impl<P: Policy + 'static> FromRequest for Authed<P> {
             let account: i64 = raw.parse().map_err(|_| {
                 ApiError::bad_request("invalid_path", format!("`{raw}` is not an account id"))
             })?;
-            let ctx = authenticate_request(&req).await?;
-            let state = state(&req)?;
-            let scope = state
-                .iam
-                .tenant_scope(&ctx, AccountId::new(account), P::ACTION)?;
+            let (scope, credential) = tenant_scope(&req, account, P::ACTION).await?;
             if let Some(identity) = req.extensions_mut().get_mut::<LogIdentity>() {
                 identity.account_id = Some(account);
             }
             Ok(Authed {
                 scope,
-                ctx,
+                credential,
                 _policy: PhantomData,
             })
         })

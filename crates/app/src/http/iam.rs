@@ -199,7 +199,11 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Resul
     })
 }
 
-async fn limit(state: &AppState, key: String, quota: Quota) -> Result<(), ApiError> {
+/// Counts one event for `key`; 429 `rate_limited` with `Retry-After` when over `quota`.
+///
+/// # Errors
+/// The 429.
+pub(crate) async fn limit(state: &AppState, key: String, quota: Quota) -> Result<(), ApiError> {
     match state.limiter.check(&key, quota).await {
         Decision::Allowed { .. } => Ok(()),
         limited @ Decision::Limited { .. } => Err(ApiError::new(

@@ -1,11 +1,15 @@
 //! The HTTP surface: the middleware stack, the route table and the OpenAPI document.
 
+pub mod api_keys;
 pub mod auth;
+pub mod embed;
 pub mod error;
 pub mod extract;
 pub mod iam;
+pub mod instance_tokens;
 pub mod observe;
 pub mod ops;
+pub mod platform;
 pub mod request_id;
 pub mod security;
 pub mod tenancy;
@@ -69,7 +73,21 @@ fn routes(cfg: &mut ServiceConfig) {
         .service(tenancy::list_members)
         .service(tenancy::change_role)
         .service(tenancy::list_audit)
-        .service(tenancy::list_accounts);
+        .service(tenancy::list_accounts)
+        .service(api_keys::create_api_key)
+        .service(api_keys::list_api_keys)
+        .service(api_keys::rotate_api_key)
+        .service(api_keys::revoke_api_key)
+        .service(instance_tokens::issue_instance_token)
+        .service(instance_tokens::validate_instance_token)
+        .service(instance_tokens::revoke_instance_token)
+        .service(embed::dashboard_script)
+        .service(embed::app_page)
+        .service(embed::app_script)
+        .service(embed::app_style)
+        .service(platform::config)
+        .service(platform::events)
+        .service(platform::register_dashboard_app);
 }
 
 /// The OpenAPI document generated from the handlers.
@@ -121,6 +139,7 @@ pub fn build_app_with(
 > {
     let limit = state.config.body_limit;
     let policy = security::SecurityPolicy::from_config(&state.config);
+    let embed_assets = embed::EmbedAssets::from_config(&state.config);
     let (app, api) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
@@ -134,6 +153,7 @@ pub fn build_app_with(
 
     app.app_data(web::Data::new(state))
         .app_data(web::Data::new(policy))
+        .app_data(web::Data::new(embed_assets))
         .app_data(extract::json_config(limit))
         .app_data(extract::payload_config(limit))
         .app_data(extract::path_config())

@@ -40,8 +40,10 @@ impl SecurityPolicy {
     /// `HUB_ALLOWED_ORIGINS`; HSTS is sent when the Hub's public URL is https.
     pub fn from_config(config: &Config) -> Self {
         let allowed: Vec<Origin> = config.trusted_origins();
+        // The embed pages load only their own files (no inline script or style), talk only to
+        // the Hub, and may be framed only by the trusted origins (never `*`).
         let mut embed = String::from(
-            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors",
         );
         if allowed.is_empty() {
             embed.push_str(" 'none'");

@@ -9,6 +9,8 @@ mod support;
 
 mod audit;
 mod cache;
+mod credentials;
+mod installations;
 mod login;
 mod members;
 mod rotation;
