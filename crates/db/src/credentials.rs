@@ -115,6 +115,31 @@ fn timestamp(at: Option<OffsetDateTime>) -> Value {
         .map_or(Value::Null, Value::String)
 }
 
+/// Audits a change (`action`) to key `id` of the scope's account and tells every instance to
+/// drop its cached copy; runs inside the change's transaction.
+async fn record_key_change(
+    conn: &mut AsyncPgConnection,
+    scope: &TenantScope,
+    id: ApiKeyId,
+    row: &ApiKeyRow,
+    action: &'static str,
+    audit: &AuditContext,
+    now: OffsetDateTime,
+) -> Result<(), diesel::result::Error> {
+    let (actor_type, actor_id) = actor_columns(scope.actor());
+    let event = AuditEvent {
+        actor_type,
+        actor_id,
+        action,
+        target: key_target(id),
+        metadata: json!({ "prefix": row.prefix, "name": row.name }),
+        audit,
+        at: now,
+    };
+    audit_in(conn, scope.account_id(), &event).await?;
+    notify(conn, &api_key_payload(id)).await
+}
+
 fn key_target(id: ApiKeyId) -> Option<String> {
     Some(format!("api_key:{id}"))
 }
@@ -289,18 +314,7 @@ impl CredentialStore for PgCredentialStore {
                 .returning(ApiKeyRow::as_returning())
                 .get_result(conn)
                 .await?;
-            let (actor_type, actor_id) = actor_columns(scope.actor());
-            let event = AuditEvent {
-                actor_type,
-                actor_id,
-                action: "api_key.rotated",
-                target: key_target(id),
-                metadata: json!({ "prefix": row.prefix, "name": row.name }),
-                audit,
-                at: now,
-            };
-            audit_in(conn, scope.account_id(), &event).await?;
-            notify(conn, &api_key_payload(id)).await?;
+            record_key_change(conn, scope, id, &row, "api_key.rotated", audit, now).await?;
             Ok(KeyChange::Done(row.into()))
         })
         .await
@@ -327,18 +341,7 @@ impl CredentialStore for PgCredentialStore {
                 .returning(ApiKeyRow::as_returning())
                 .get_result(conn)
                 .await?;
-            let (actor_type, actor_id) = actor_columns(scope.actor());
-            let event = AuditEvent {
-                actor_type,
-                actor_id,
-                action: "api_key.revoked",
-                target: key_target(id),
-                metadata: json!({ "prefix": row.prefix, "name": row.name }),
-                audit,
-                at: now,
-            };
-            audit_in(conn, scope.account_id(), &event).await?;
-            notify(conn, &api_key_payload(id)).await?;
+            record_key_change(conn, scope, id, &row, "api_key.revoked", audit, now).await?;
             Ok(KeyChange::Done(row.into()))
         })
         .await
