@@ -9,6 +9,7 @@
 //! Nothing outside this crate uses diesel.
 
 mod credentials;
+mod entitlements;
 mod iam;
 mod iam_cache;
 mod platform;
@@ -18,6 +19,7 @@ mod schema_dump;
 mod tenancy;
 
 pub use credentials::PgCredentialStore;
+pub use entitlements::{PgEntitlementStore, PgUsageStore};
 pub use iam::PgIdentityStore;
 pub use iam_cache::{
     CacheSettings, CachedCredentialStore, CachedIdentityStore, IamInvalidator,

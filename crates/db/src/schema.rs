@@ -20,6 +20,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         uninstalled_at -> Nullable<Timestamptz>,
+        time_zone -> Text,
     }
 }
 
@@ -136,6 +137,63 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Plans: price, limits (`max_*` -> number or null) and feature flags.
+    plans (id) {
+        id -> Text,
+        name -> Text,
+        price_cents -> Int8,
+        limits -> Jsonb,
+        features -> Jsonb,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Each account's plan and its overrides.
+    account_entitlements (account_id) {
+        account_id -> Int8,
+        plan_id -> Text,
+        limit_overrides -> Jsonb,
+        feature_overrides -> Jsonb,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Quota reservation counters per account, resource and period.
+    quota_counters (account_id, resource, period) {
+        account_id -> Int8,
+        resource -> Text,
+        period -> Text,
+        used -> Int8,
+    }
+}
+
+diesel::table! {
+    /// Metered usage per account and local day.
+    usage_daily (account_id, day) {
+        account_id -> Int8,
+        day -> Date,
+        messages_sent -> Int8,
+        conversations_touched -> Int8,
+        webhooks_processed -> Int8,
+        api_calls -> Int8,
+        active_users -> Int8,
+    }
+}
+
+diesel::table! {
+    /// Distinct active users per account and local day.
+    usage_active_users (account_id, day, user_id) {
+        account_id -> Int8,
+        day -> Date,
+        user_id -> Int8,
+    }
+}
+
 diesel::joinable!(account_members -> accounts (account_id));
 diesel::joinable!(account_members -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -156,6 +214,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     platform_app_events,
     api_keys,
     instance_tokens,
+    plans,
+    account_entitlements,
+    quota_counters,
+    usage_daily,
+    usage_active_users,
 );
 
 /// One declared column: name, nullable, type OID.
@@ -261,6 +324,11 @@ fn declared_tables() -> Vec<(String, Vec<DeclaredColumn>)> {
         describe_table!(platform_app_events),
         describe_table!(api_keys),
         describe_table!(instance_tokens),
+        describe_table!(plans),
+        describe_table!(account_entitlements),
+        describe_table!(quota_counters),
+        describe_table!(usage_daily),
+        describe_table!(usage_active_users),
     ]
 }
 

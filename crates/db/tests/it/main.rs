@@ -10,6 +10,7 @@ mod support;
 mod audit;
 mod cache;
 mod credentials;
+mod entitlements;
 mod installations;
 mod login;
 mod members;
