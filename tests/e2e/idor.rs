@@ -82,6 +82,26 @@ fn fixture(method: &str, path: &str) -> Option<Fixture> {
             own: none,
             foreign: none,
         },
+        ("put", "/api/v1/admin/accounts/{account_id}/entitlements") => Fixture {
+            action: Action::PlatformWrite,
+            body: Some(json!({})),
+            own: none,
+            foreign: none,
+        },
+        ("get", "/api/v1/accounts/{account_id}/entitlements")
+        | ("get", "/api/v1/accounts/{account_id}/features") => Fixture {
+            action: Action::FeaturesRead,
+            body: None,
+            own: none,
+            foreign: none,
+        },
+        ("get", "/api/v1/accounts/{account_id}/usage")
+        | ("get", "/api/v1/accounts/{account_id}/usage/active-users") => Fixture {
+            action: Action::UsageRead,
+            body: None,
+            own: none,
+            foreign: none,
+        },
         _ => return None,
     })
 }
@@ -299,13 +319,20 @@ async fn no_role_reads_or_writes_another_tenant_and_own_access_follows_the_polic
                 body,
             )
             .await;
+            // Platform routes that name an account (`/admin/accounts/{account_id}/...`) take
+            // user sessions only: machine credentials are refused outright.
+            let denied = if caller.kind != Kind::Session && !path.starts_with("/api/v1/accounts/") {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::FORBIDDEN
+            };
             if may {
                 assert!(
                     status.is_success(),
                     "{label}: own access refused: {status} {json}"
                 );
             } else {
-                assert_eq!(status, StatusCode::FORBIDDEN, "{label}: {json}");
+                assert_eq!(status, denied, "{label}: {json}");
             }
 
             // Tenant B's account, with B's ids or ours, and an account that does not exist.
@@ -317,7 +344,7 @@ async fn no_role_reads_or_writes_another_tenant_and_own_access_follows_the_polic
                 let (status, json) =
                     call(&app, method, &fill(path, account, ids), token, origin, body).await;
                 assert!(
-                    status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND,
+                    status == denied || status == StatusCode::NOT_FOUND,
                     "{label} on account {account}: {status} {json}"
                 );
             }
@@ -334,11 +361,7 @@ async fn no_role_reads_or_writes_another_tenant_and_own_access_follows_the_polic
                         body,
                     )
                     .await;
-                    let expected = if may {
-                        StatusCode::NOT_FOUND
-                    } else {
-                        StatusCode::FORBIDDEN
-                    };
+                    let expected = if may { StatusCode::NOT_FOUND } else { denied };
                     assert_eq!(status, expected, "{label} with ids {ids:?}: {json}");
                 }
             }

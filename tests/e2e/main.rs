@@ -12,6 +12,7 @@ mod api_keys;
 mod browser;
 mod cors;
 mod embed;
+mod entitlements;
 mod errors;
 mod headers;
 mod iam;

@@ -140,6 +140,9 @@ pub struct Config {
     pub health_probe_timeout: Duration,
     /// `HUB_INBOX_SYNC_INTERVAL_SECS`.
     pub inbox_sync_interval: Duration,
+    /// `HUB_USAGE_FLUSH_SECS`: how often usage counters are written (a crash loses at most
+    /// this much metering).
+    pub usage_flush_interval: Duration,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub otlp_endpoint: Option<url::Url>,
     /// `RUST_LOG`.
@@ -186,6 +189,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "HUB_HEALTH_SLOW_MS",
     "HUB_HEALTH_PROBE_TIMEOUT_MS",
     "HUB_INBOX_SYNC_INTERVAL_SECS",
+    "HUB_USAGE_FLUSH_SECS",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "RUST_LOG",
     "HUB_LOG_FORMAT",
@@ -459,6 +463,13 @@ impl Config {
                 900,
                 1,
                 604_800,
+            )?),
+            usage_flush_interval: Duration::from_secs(number(
+                src,
+                "HUB_USAGE_FLUSH_SECS",
+                5,
+                1,
+                3600,
             )?),
             otlp_endpoint,
             log_filter,

@@ -8,6 +8,7 @@ pub mod bench_support;
 pub mod config;
 pub mod dev;
 pub mod http;
+pub mod jobs;
 pub mod startup;
 pub mod state;
 pub mod wiring;

@@ -12,6 +12,7 @@ use whatpro_db::{Pool, PoolSettings};
 
 use crate::config::Config;
 use crate::http::{ServiceConfig, build_app_with};
+use crate::jobs::Jobs;
 use crate::state::AppState;
 
 /// Why the server could not start.
@@ -88,6 +89,7 @@ pub async fn migrate(pool: &Pool) -> Result<Vec<String>, StartupError> {
 pub struct Application {
     port: u16,
     server: Server,
+    state: AppState,
 }
 
 impl Application {
@@ -144,6 +146,7 @@ impl Application {
         Ok(Self {
             port: addr.port(),
             server: server.run(),
+            state,
         })
     }
 
@@ -162,7 +165,10 @@ impl Application {
     /// # Errors
     /// I/O errors of the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let jobs = Jobs::start(&self.state);
+        let result = self.server.await;
+        jobs.stop().await;
+        result
     }
 
     /// Runs until SIGTERM or SIGINT, then drains in-flight requests (bounded by
@@ -181,8 +187,10 @@ impl Application {
             }
             handle.stop(true).await;
         });
+        let jobs = Jobs::start(&self.state);
         let result = self.server.await;
         signals.abort();
+        jobs.stop().await;
         result
     }
 }

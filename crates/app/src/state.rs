@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use whatpro_db::Pool;
+use whatpro_entitlements::{EntitlementsService, MeteringService};
 use whatpro_iam::IamService;
 use whatpro_ratelimit::RateLimiter;
 use whatpro_telemetry::Metrics;
@@ -25,6 +26,10 @@ pub struct AppState {
     pub tenancy: Arc<TenancyService>,
     /// Platform App events and the Dashboard App registration.
     pub platform_app: Arc<PlatformAppService>,
+    /// Plans, limits, feature flags, quota reservations.
+    pub entitlements: Arc<EntitlementsService>,
+    /// Usage counters (flushed in batches by a background job).
+    pub metering: Arc<MeteringService>,
     /// Rate limits (in-process, or shared through Redis).
     pub limiter: Arc<dyn RateLimiter>,
 }

@@ -9,8 +9,9 @@ use whatpro_crypto::{
 };
 use whatpro_db::{
     CachedIdentityStore, PgAccountDirectory, PgAccountInstallations, PgAuditLog, PgCredentialStore,
-    PgIdentityStore, PgMemberRepository, Pool,
+    PgEntitlementStore, PgIdentityStore, PgMemberRepository, PgUsageStore, Pool,
 };
+use whatpro_entitlements::{EntitlementsService, MeteringService};
 use whatpro_iam::{IamPorts, IamService, IamSettings, PlatformScope};
 use whatpro_kernel::{SystemClock, UuidV7Gen};
 use whatpro_ratelimit::{LocalLimiter, RateLimiter, RedisLimiter};
@@ -92,6 +93,14 @@ pub async fn build_state(config: Config, pool: Pool) -> Result<AppState, Startup
         ),
         None => Arc::new(LocalLimiter::new()),
     };
+    let entitlements = EntitlementsService::new(
+        Arc::new(PgEntitlementStore::new(pool.clone())),
+        Arc::new(SystemClock),
+    );
+    let metering = MeteringService::new(
+        Arc::new(PgUsageStore::new(pool.clone())),
+        Arc::new(SystemClock),
+    );
     let metrics = Metrics::new().map_err(|e| StartupError::Other(e.to_string()))?;
     Ok(AppState {
         pool,
@@ -100,6 +109,8 @@ pub async fn build_state(config: Config, pool: Pool) -> Result<AppState, Startup
         iam: Arc::new(iam),
         tenancy: Arc::new(tenancy),
         platform_app: Arc::new(platform_app),
+        entitlements: Arc::new(entitlements),
+        metering: Arc::new(metering),
         limiter,
     })
 }

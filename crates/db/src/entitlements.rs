@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 use time::Date;
 use whatpro_entitlements::{
     AccountEntitlements, ActiveUsers, EntitlementError, EntitlementStore, Feature, LimitValue,
-    MeterSnapshot, Metric, Overrides, Plan, PlanId, ReserveOutcome, Resource, UsageDay,
-    UsageStore, UsageTotals,
+    MeterSnapshot, Metric, Overrides, Plan, PlanId, ReserveOutcome, Resource, UsageDay, UsageStore,
+    UsageTotals,
 };
 use whatpro_iam::{PlatformScope, StoreError, TenantScope};
 use whatpro_kernel::AccountId;
@@ -262,48 +262,46 @@ impl EntitlementStore for PgEntitlementStore {
         let mut conn = self.pool.get().await.map_err(pool_error)?;
         let result: Result<Result<AccountEntitlements, EntitlementError>, TxError> = conn
             .transaction::<_, TxError, _>(async |conn| {
-                {
-                    let exists: bool = diesel::select(diesel::dsl::exists(
-                        accounts::table.filter(accounts::id.eq(account.get())),
+                let exists: bool = diesel::select(diesel::dsl::exists(
+                    accounts::table.filter(accounts::id.eq(account.get())),
+                ))
+                .get_result(conn)
+                .await?;
+                if !exists {
+                    return Ok(Err(EntitlementError::AccountNotFound(account.get())));
+                }
+                if let Some(plan) = &plan {
+                    let known: bool = diesel::select(diesel::dsl::exists(
+                        plans::table.filter(plans::id.eq(plan.as_str())),
                     ))
                     .get_result(conn)
                     .await?;
-                    if !exists {
-                        return Ok(Err(EntitlementError::AccountNotFound(account.get())));
+                    if !known {
+                        return Ok(Err(EntitlementError::PlanNotFound(plan.to_string())));
                     }
-                    if let Some(plan) = &plan {
-                        let known: bool = diesel::select(diesel::dsl::exists(
-                            plans::table.filter(plans::id.eq(plan.as_str())),
-                        ))
-                        .get_result(conn)
-                        .await?;
-                        if !known {
-                            return Ok(Err(EntitlementError::PlanNotFound(plan.to_string())));
-                        }
-                    }
-                    let current = load_account(conn, account).await?;
-                    let plan_id = plan.unwrap_or(current.plan.id);
-                    let overrides = overrides.unwrap_or(current.overrides);
-                    let limits = limits_to_json(&overrides.limits);
-                    let features = features_to_json(&overrides.features);
-                    diesel::insert_into(account_entitlements::table)
-                        .values((
-                            account_entitlements::account_id.eq(account.get()),
-                            account_entitlements::plan_id.eq(plan_id.as_str()),
-                            account_entitlements::limit_overrides.eq(&limits),
-                            account_entitlements::feature_overrides.eq(&features),
-                        ))
-                        .on_conflict(account_entitlements::account_id)
-                        .do_update()
-                        .set((
-                            account_entitlements::plan_id.eq(plan_id.as_str()),
-                            account_entitlements::limit_overrides.eq(&limits),
-                            account_entitlements::feature_overrides.eq(&features),
-                        ))
-                        .execute(conn)
-                        .await?;
-                    Ok(Ok(load_account(conn, account).await?))
                 }
+                let current = load_account(conn, account).await?;
+                let plan_id = plan.unwrap_or(current.plan.id);
+                let overrides = overrides.unwrap_or(current.overrides);
+                let limits = limits_to_json(&overrides.limits);
+                let features = features_to_json(&overrides.features);
+                diesel::insert_into(account_entitlements::table)
+                    .values((
+                        account_entitlements::account_id.eq(account.get()),
+                        account_entitlements::plan_id.eq(plan_id.as_str()),
+                        account_entitlements::limit_overrides.eq(&limits),
+                        account_entitlements::feature_overrides.eq(&features),
+                    ))
+                    .on_conflict(account_entitlements::account_id)
+                    .do_update()
+                    .set((
+                        account_entitlements::plan_id.eq(plan_id.as_str()),
+                        account_entitlements::limit_overrides.eq(&limits),
+                        account_entitlements::feature_overrides.eq(&features),
+                    ))
+                    .execute(conn)
+                    .await?;
+                Ok(Ok(load_account(conn, account).await?))
             })
             .await;
         result.map_err(|e| EntitlementError::from(e.into_store("set entitlements")))?
@@ -333,7 +331,8 @@ impl EntitlementStore for PgEntitlementStore {
             .get_result(&mut conn)
             .await
             .map_err(|e| db_error("read usage", &e))?;
-        let mut usage: BTreeMap<Resource, i64> = Resource::ALL.into_iter().map(|r| (r, 0)).collect();
+        let mut usage: BTreeMap<Resource, i64> =
+            Resource::ALL.into_iter().map(|r| (r, 0)).collect();
         for (name, period, used) in counters {
             let Some(resource) = Resource::ALL.into_iter().find(|r| r.limit_key() == name) else {
                 continue;
@@ -568,26 +567,24 @@ impl UsageStore for PgUsageStore {
         }
         let mut conn = self.pool.get().await.map_err(pool_error)?;
         conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-            {
-                if !accounts.is_empty() {
-                    diesel::sql_query(FLUSH_COUNTS_SQL)
-                        .bind::<Array<BigInt>, _>(accounts)
-                        .bind::<Array<BigInt>, _>(minutes)
-                        .bind::<Array<Text>, _>(metrics)
-                        .bind::<Array<BigInt>, _>(counts)
-                        .execute(conn)
-                        .await?;
-                }
-                if !active_accounts.is_empty() {
-                    diesel::sql_query(FLUSH_ACTIVE_SQL)
-                        .bind::<Array<BigInt>, _>(active_accounts)
-                        .bind::<Array<BigInt>, _>(active_minutes)
-                        .bind::<Array<BigInt>, _>(active_users)
-                        .execute(conn)
-                        .await?;
-                }
-                Ok(())
+            if !accounts.is_empty() {
+                diesel::sql_query(FLUSH_COUNTS_SQL)
+                    .bind::<Array<BigInt>, _>(accounts)
+                    .bind::<Array<BigInt>, _>(minutes)
+                    .bind::<Array<Text>, _>(metrics)
+                    .bind::<Array<BigInt>, _>(counts)
+                    .execute(conn)
+                    .await?;
             }
+            if !active_accounts.is_empty() {
+                diesel::sql_query(FLUSH_ACTIVE_SQL)
+                    .bind::<Array<BigInt>, _>(active_accounts)
+                    .bind::<Array<BigInt>, _>(active_minutes)
+                    .bind::<Array<BigInt>, _>(active_users)
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(())
         })
         .await
         .map_err(|e| db_error("flush usage", &e))

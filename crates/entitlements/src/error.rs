@@ -1,7 +1,7 @@
 //! Errors of the entitlements domain.
 
 use whatpro_iam::StoreError;
-use whatpro_kernel::{Classify, ErrorKind};
+use whatpro_kernel::{Classify, DetailValue, ErrorKind};
 
 use crate::model::{Feature, Resource};
 
@@ -70,6 +70,27 @@ impl Classify for EntitlementError {
             EntitlementError::Invalid(_) => "validation_failed",
             EntitlementError::Unavailable(_) => "unavailable",
             EntitlementError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn details(&self) -> Vec<(&'static str, DetailValue)> {
+        match self {
+            EntitlementError::QuotaExceeded {
+                resource,
+                limit,
+                used,
+            } => vec![
+                (
+                    "resource",
+                    DetailValue::Text(resource.limit_key().to_owned()),
+                ),
+                ("limit", DetailValue::Int(*limit)),
+                ("used", DetailValue::Int(*used)),
+            ],
+            EntitlementError::FeatureDisabled(feature) => {
+                vec![("feature", DetailValue::Text(feature.as_str().to_owned()))]
+            }
+            _ => Vec::new(),
         }
     }
 }

@@ -176,8 +176,18 @@ mod tests {
         meter.record(a, Metric::ApiCalls, 1, datetime!(2026-11-30 10:00:05 UTC));
         meter.record(a, Metric::ApiCalls, 2, datetime!(2026-11-30 10:00:59 UTC));
         meter.record(a, Metric::ApiCalls, 1, datetime!(2026-11-30 10:01:00 UTC));
-        meter.record(b, Metric::MessagesSent, 4, datetime!(2026-11-30 10:00:00 UTC));
-        meter.record(b, Metric::MessagesSent, 0, datetime!(2026-11-30 10:00:00 UTC));
+        meter.record(
+            b,
+            Metric::MessagesSent,
+            4,
+            datetime!(2026-11-30 10:00:00 UTC),
+        );
+        meter.record(
+            b,
+            Metric::MessagesSent,
+            0,
+            datetime!(2026-11-30 10:00:00 UTC),
+        );
         let snap = meter.take();
         let minute = datetime!(2026-11-30 10:00:00 UTC).unix_timestamp() / 60;
         assert_eq!(snap.counts[&(a, minute, Metric::ApiCalls)], 3);
@@ -208,6 +218,9 @@ mod tests {
         meter.record(a, Metric::WebhooksProcessed, 3, at);
         meter.restore(failed);
         let snap = meter.take();
-        assert_eq!(snap.counts[&(a, at.unix_timestamp() / 60, Metric::WebhooksProcessed)], 5);
+        assert_eq!(
+            snap.counts[&(a, at.unix_timestamp() / 60, Metric::WebhooksProcessed)],
+            5
+        );
     }
 }

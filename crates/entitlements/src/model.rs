@@ -167,7 +167,11 @@ impl FromStr for PlanId {
             && s.len() <= 40
             && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if ok { Ok(PlanId(s.to_owned())) } else { Err(PlanIdError) }
+        if ok {
+            Ok(PlanId(s.to_owned()))
+        } else {
+            Err(PlanIdError)
+        }
     }
 }
 
@@ -215,7 +219,10 @@ impl Plan {
             if let Some(v) = value
                 && *v < 0
             {
-                return Err(format!("limits.{} must be null or >= 0", resource.limit_key()));
+                return Err(format!(
+                    "limits.{} must be null or >= 0",
+                    resource.limit_key()
+                ));
             }
         }
         Ok(())

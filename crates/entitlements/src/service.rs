@@ -31,7 +31,8 @@ pub struct EntitlementsService {
 
 impl std::fmt::Debug for EntitlementsService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EntitlementsService").finish_non_exhaustive()
+        f.debug_struct("EntitlementsService")
+            .finish_non_exhaustive()
     }
 }
 
@@ -147,10 +148,7 @@ impl EntitlementsService {
         scope: &TenantScope,
     ) -> Result<(EffectiveEntitlements, BTreeMap<Resource, i64>), EntitlementError> {
         let stored = self.store.account(scope).await?;
-        let usage = self
-            .store
-            .usage(scope, &month_of(self.clock.now()))
-            .await?;
+        let usage = self.store.usage(scope, &month_of(self.clock.now())).await?;
         Ok((EffectiveEntitlements::of(&stored), usage))
     }
 
@@ -187,6 +185,17 @@ impl EntitlementsService {
         // Every account on this plan may change: drop every cached copy on this instance.
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
         Ok(created)
+    }
+
+    /// The overrides stored for the scope's account.
+    ///
+    /// # Errors
+    /// `Unavailable`/`Internal`.
+    pub async fn stored_overrides(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Overrides, EntitlementError> {
+        Ok(self.store.account(scope).await?.overrides)
     }
 
     /// Sets an account's plan and/or overrides (super_admin through `PlatformScope::tenant`,
@@ -230,10 +239,7 @@ impl EntitlementsService {
         let mut stored = self.store.account(scope).await?;
         stored.plan = plan.clone();
         let target = EffectiveEntitlements::of(&stored);
-        let usage = self
-            .store
-            .usage(scope, &month_of(self.clock.now()))
-            .await?;
+        let usage = self.store.usage(scope, &month_of(self.clock.now())).await?;
         Ok(Resource::ALL
             .into_iter()
             // Inboxes over the limit are flagged, not refused; monthly counters restart.
@@ -430,10 +436,17 @@ mod tests {
     #[tokio::test]
     async fn monthly_resources_reserve_in_the_current_utc_month() {
         let mut store = MockEntitlementStore::new();
-        store.expect_account().returning(|_| Ok(starter(None, true)));
+        store
+            .expect_account()
+            .returning(|_| Ok(starter(None, true)));
         store
             .expect_reserve()
-            .with(always(), eq(Resource::MessagesPerMonth), eq("2026-11"), eq(None))
+            .with(
+                always(),
+                eq(Resource::MessagesPerMonth),
+                eq("2026-11"),
+                eq(None),
+            )
             .returning(|_, _, _, _| Ok(ReserveOutcome::Granted { used: 1 }));
         let service = EntitlementsService::new(Arc::new(store), clock());
         let reservation = service
@@ -547,7 +560,11 @@ mod tests {
         service.record(AccountId::new(1), Metric::WebhooksProcessed, 1);
         assert!(service.flush().await.is_err());
         service.record_call(AccountId::new(1), None);
-        assert_eq!(service.flush().await.unwrap(), 3, "2 counters + 1 active user");
+        assert_eq!(
+            service.flush().await.unwrap(),
+            3,
+            "2 counters + 1 active user"
+        );
         assert_eq!(service.flush().await.unwrap(), 0, "nothing left");
     }
 

@@ -72,9 +72,7 @@ impl ProviderType {
         match self {
             ProviderType::Zapi => &["instance_token"],
             ProviderType::Uazapi => &["token"],
-            ProviderType::Evolution | ProviderType::Wppconnect | ProviderType::WhatsappCloud => {
-                &[]
-            }
+            ProviderType::Evolution | ProviderType::Wppconnect | ProviderType::WhatsappCloud => &[],
         }
     }
 
@@ -107,7 +105,9 @@ impl fmt::Display for ProviderType {
 
 /// A provider type name that is not one of ours.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a provider type (expected evolution, zapi, wppconnect, uazapi or whatsapp_cloud)")]
+#[error(
+    "`{0}` is not a provider type (expected evolution, zapi, wppconnect, uazapi or whatsapp_cloud)"
+)]
 pub struct UnknownProviderType(pub String);
 
 impl FromStr for ProviderType {

@@ -39,4 +39,19 @@ pub trait Classify {
     fn kind(&self) -> ErrorKind;
     /// A stable machine-readable code such as `board_not_found`.
     fn code(&self) -> &'static str;
+
+    /// Structured facts for the error body's `details` (e.g. a quota's `limit` and `used`);
+    /// empty by default.
+    fn details(&self) -> Vec<(&'static str, DetailValue)> {
+        Vec::new()
+    }
+}
+
+/// A value in an error's [`Classify::details`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DetailValue {
+    /// A number.
+    Int(i64),
+    /// A text.
+    Text(String),
 }

@@ -10,6 +10,6 @@ mod ids;
 mod page;
 
 pub use clock::{Clock, FixedClock, IdGen, SystemClock, UuidV7Gen};
-pub use error::{BoxError, Classify, ErrorKind};
+pub use error::{BoxError, Classify, DetailValue, ErrorKind};
 pub use ids::{AccountId, UserId};
 pub use page::{Cursor, CursorError, Limit, Page};

@@ -76,7 +76,7 @@ impl TestAppBuilder {
             Application::from_listener_with(state.clone(), listener, self.probes.unwrap_or(|_| {}))
                 .unwrap_or_else(|e| panic!("app did not start: {e}"));
         let handle = app.handle();
-        tokio::spawn(app.run_until_stopped());
+        let running = tokio::spawn(app.run_until_stopped());
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -87,6 +87,7 @@ impl TestAppBuilder {
             state,
             chatwoot,
             handle,
+            running: std::sync::Mutex::new(Some(running)),
             db,
         }
     }
@@ -103,6 +104,7 @@ pub struct TestApp {
     /// The Chatwoot the app talks to.
     pub chatwoot: ChatwootSim,
     handle: ServerHandle,
+    running: std::sync::Mutex<Option<tokio::task::JoinHandle<std::io::Result<()>>>>,
     /// Last field: dropped after the server and pool are gone.
     pub db: TestDb,
 }
@@ -121,6 +123,25 @@ impl TestApp {
     /// The absolute URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// Stops the server gracefully and waits until it and its background jobs (with their
+    /// last run, e.g. the final usage flush) are done. The database stays available.
+    ///
+    /// # Panics
+    /// When the server task failed.
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(task) = running {
+            task.await
+                .unwrap_or_else(|e| panic!("server task: {e}"))
+                .unwrap_or_else(|e| panic!("server: {e}"));
+        }
     }
 
     /// `GET path`.

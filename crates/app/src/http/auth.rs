@@ -15,6 +15,7 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use whatpro_entitlements::Feature;
 use whatpro_iam::{
     API_KEY_PREFIX, Action, ApiKeyAuth, AuditContext, AuthContext, DeviceInfo, IamError,
     InstanceAuth, TenantScope,
@@ -101,6 +102,22 @@ pub mod policy {
         PlatformRead,
         /// Change account settings (Chatwoot connection, Dashboard App registration).
         SettingsWrite,
+        /// Read the plan, limits, usage counters and feature flags.
+        FeaturesRead,
+        /// Read metered usage reports.
+        UsageRead,
+        /// Read the billing state.
+        BillingRead,
+        /// Subscribe, change plan, cancel.
+        BillingWrite,
+        /// Read the inbox mirror.
+        InboxesRead,
+        /// Sync the inbox mirror.
+        InboxesWrite,
+        /// Read providers and instances.
+        ProvidersRead,
+        /// Manage providers and instances.
+        ProvidersWrite,
     );
 }
 
@@ -250,6 +267,45 @@ async fn tenant_scope(
     }
 }
 
+/// The plan feature an action belongs to, if any: a route whose feature is off answers 403
+/// `feature_disabled`.
+pub fn feature_for(action: Action) -> Option<Feature> {
+    match action {
+        Action::KanbanRead | Action::KanbanWrite => Some(Feature::Kanban),
+        Action::ChatRead | Action::ChatWrite => Some(Feature::InternalChat),
+        Action::ProvidersRead | Action::ProvidersWrite => Some(Feature::Providers),
+        Action::ApiKeysRead | Action::ApiKeysWrite => Some(Feature::ApiAccess),
+        Action::InstanceTokensCreate => Some(Feature::Embed),
+        _ => None,
+    }
+}
+
+/// Plan checks every account-scoped request passes after authentication: the route's feature
+/// (and, for API keys, `api_access`) must be on. Fails closed.
+async fn gate(
+    state: &AppState,
+    scope: &TenantScope,
+    credential: &Credential,
+    action: Action,
+    _method: &actix_web::http::Method,
+) -> Result<(), ApiError> {
+    if let Some(feature) = feature_for(action) {
+        state.entitlements.require_feature(scope, feature).await?;
+    }
+    // Machine credentials also need the feature that issues them.
+    let credential_feature = match credential {
+        Credential::ApiKey(_) => Some(Feature::ApiAccess),
+        Credential::InstanceToken(_) => Some(Feature::Embed),
+        Credential::Session(_) => None,
+    };
+    if let Some(feature) = credential_feature
+        && feature_for(action) != Some(feature)
+    {
+        state.entitlements.require_feature(scope, feature).await?;
+    }
+    Ok(())
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
@@ -275,6 +331,11 @@ impl<P: Policy + 'static> FromRequest for Authed<P> {
             if let Some(identity) = req.extensions_mut().get_mut::<LogIdentity>() {
                 identity.account_id = Some(account);
             }
+            let state = state(&req)?;
+            state
+                .metering
+                .record_call(scope.account_id(), scope.actor().user_id());
+            gate(&state, &scope, &credential, P::ACTION, req.method()).await?;
             Ok(Authed {
                 scope,
                 credential,

@@ -9,7 +9,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
-use whatpro_kernel::{Classify, ErrorKind};
+use whatpro_kernel::{Classify, DetailValue, ErrorKind};
 
 use super::request_id;
 
@@ -157,6 +157,20 @@ where
             return Self::internal(error_chain(&err));
         }
         let mut api = Self::new(status_for(kind), err.code(), err.to_string());
+        let facts = err.details();
+        if !facts.is_empty() {
+            let object: serde_json::Map<String, serde_json::Value> = facts
+                .into_iter()
+                .map(|(k, v)| {
+                    let value = match v {
+                        DetailValue::Int(n) => serde_json::Value::from(n),
+                        DetailValue::Text(t) => serde_json::Value::from(t),
+                    };
+                    (k.to_owned(), value)
+                })
+                .collect();
+            api.details = Some(vec![serde_json::Value::Object(object)]);
+        }
         if matches!(kind, ErrorKind::Upstream | ErrorKind::Unavailable) {
             api.cause = Some(error_chain(&err));
         }

@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
-use whatpro_iam::{ChatwootCredential, IamError, InstanceClaims, InstanceTokenRequest};
+use whatpro_entitlements::Feature;
+use whatpro_iam::{
+    ChatwootCredential, IamError, InstanceClaims, InstanceTokenRequest, PlatformScope,
+};
 use whatpro_kernel::AccountId;
 use whatpro_ratelimit::Quota;
 
@@ -155,6 +158,13 @@ pub async fn issue_instance_token(
         ttl_minutes: body.ttl_minutes,
         origin,
     };
+    // The account's plan must include embedding (checked before anything is issued; the
+    // answer reveals only that flag of the named account).
+    let plan_scope = PlatformScope::for_system_jobs().tenant(AccountId::new(body.account_id));
+    state
+        .entitlements
+        .require_feature(&plan_scope, Feature::Embed)
+        .await?;
     let issued = match (has_bearer, &body.chatwoot_session) {
         (true, Some(_)) => {
             return Err(invalid(

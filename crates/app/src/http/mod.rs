@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod embed;
+pub mod entitlements;
 pub mod error;
 pub mod extract;
 pub mod iam;
@@ -87,7 +88,15 @@ fn routes(cfg: &mut ServiceConfig) {
         .service(embed::app_style)
         .service(platform::config)
         .service(platform::events)
-        .service(platform::register_dashboard_app);
+        .service(platform::register_dashboard_app)
+        .service(entitlements::list_plans)
+        .service(entitlements::save_plan)
+        .service(entitlements::set_account_entitlements)
+        .service(entitlements::get_entitlements)
+        .service(entitlements::get_features)
+        .service(entitlements::get_usage)
+        .service(entitlements::get_active_users)
+        .service(entitlements::admin_usage);
 }
 
 /// The OpenAPI document generated from the handlers.

@@ -15,7 +15,13 @@ use whatpro_kernel::{AccountId, SystemClock, UserId};
 use crate::support::{Fixture, admin_scope, now};
 
 async fn two_accounts(fx: &Fixture) {
-    let p = crate::support::profile(5, &[(1, ChatwootRole::Administrator), (2, ChatwootRole::Administrator)]);
+    let p = crate::support::profile(
+        5,
+        &[
+            (1, ChatwootRole::Administrator),
+            (2, ChatwootRole::Administrator),
+        ],
+    );
     fx.login(&p, "t-ent", now()).await;
 }
 
@@ -29,7 +35,11 @@ async fn default_plans_are_seeded_cheapest_first() {
     let trial = &plans[0];
     assert_eq!(trial.price_cents, 0);
     assert_eq!(trial.limit(Resource::Providers), Some(2));
-    assert_eq!(plans[2].limit(Resource::MessagesPerMonth), None, "null is unlimited");
+    assert_eq!(
+        plans[2].limit(Resource::MessagesPerMonth),
+        None,
+        "null is unlimited"
+    );
     assert_eq!(plans[1].features.get(&Feature::ApiAccess), Some(&false));
 }
 
@@ -87,7 +97,10 @@ async fn fifty_parallel_reservations_for_the_last_slot_give_exactly_one() {
     let scope = admin_scope(1, 5);
     // 2 slots; one is already taken.
     assert_eq!(
-        store.reserve(&scope, Resource::Providers, "", Some(2)).await.unwrap(),
+        store
+            .reserve(&scope, Resource::Providers, "", Some(2))
+            .await
+            .unwrap(),
         ReserveOutcome::Granted { used: 1 }
     );
     let mut tasks = Vec::new();
@@ -95,7 +108,10 @@ async fn fifty_parallel_reservations_for_the_last_slot_give_exactly_one() {
         let store = Arc::clone(&store);
         let scope = scope.clone();
         tasks.push(tokio::spawn(async move {
-            store.reserve(&scope, Resource::Providers, "", Some(2)).await.unwrap()
+            store
+                .reserve(&scope, Resource::Providers, "", Some(2))
+                .await
+                .unwrap()
         }));
     }
     let mut granted = 0;
@@ -118,13 +134,22 @@ async fn fifty_parallel_reservations_for_the_last_slot_give_exactly_one() {
         ReserveOutcome::Granted { used: 1 }
     );
     // Releasing frees a slot; never below zero.
-    store.release(&scope, Resource::Providers, "").await.unwrap();
+    store
+        .release(&scope, Resource::Providers, "")
+        .await
+        .unwrap();
     assert_eq!(
-        store.reserve(&scope, Resource::Providers, "", Some(2)).await.unwrap(),
+        store
+            .reserve(&scope, Resource::Providers, "", Some(2))
+            .await
+            .unwrap(),
         ReserveOutcome::Granted { used: 2 }
     );
     for _ in 0..5 {
-        store.release(&admin_scope(2, 5), Resource::Providers, "").await.unwrap();
+        store
+            .release(&admin_scope(2, 5), Resource::Providers, "")
+            .await
+            .unwrap();
     }
     let usage = store.usage(&admin_scope(2, 5), "2026-11").await.unwrap();
     assert_eq!(usage[&Resource::Providers], 0);
@@ -136,7 +161,10 @@ async fn a_zero_limit_refuses_the_first_reservation() {
     two_accounts(&fx).await;
     let store = PgEntitlementStore::new(fx.pool.clone());
     assert_eq!(
-        store.reserve(&admin_scope(1, 5), Resource::Rooms, "", Some(0)).await.unwrap(),
+        store
+            .reserve(&admin_scope(1, 5), Resource::Rooms, "", Some(0))
+            .await
+            .unwrap(),
         ReserveOutcome::Exceeded { used: 0 }
     );
 }
@@ -154,8 +182,14 @@ async fn the_service_reports_quota_exceeded_with_limit_and_usage() {
         limits: BTreeMap::from([(Resource::Instances, Some(1))]),
         features: BTreeMap::new(),
     };
-    service.set_account(&scope, None, Some(overrides)).await.unwrap();
-    let held = service.check_and_reserve(&scope, Resource::Instances).await.unwrap();
+    service
+        .set_account(&scope, None, Some(overrides))
+        .await
+        .unwrap();
+    let held = service
+        .check_and_reserve(&scope, Resource::Instances)
+        .await
+        .unwrap();
     let err = service
         .check_and_reserve(&scope, Resource::Instances)
         .await
@@ -178,10 +212,12 @@ async fn the_service_reports_quota_exceeded_with_limit_and_usage() {
 async fn set_time_zone(fx: &Fixture, account: i64, tz: &str) {
     use diesel_async::RunQueryDsl;
     let mut conn = fx.pool.get().await.unwrap();
-    diesel::sql_query(format!("UPDATE accounts SET time_zone = '{tz}' WHERE id = {account}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    diesel::sql_query(format!(
+        "UPDATE accounts SET time_zone = '{tz}' WHERE id = {account}"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -211,23 +247,46 @@ async fn usage_lands_on_the_local_day_of_each_account() {
     usage.flush(&meter.take()).await.unwrap();
 
     let days = usage
-        .daily(&admin_scope(1, 5), date!(2026 - 11 - 30), date!(2026 - 12 - 02))
+        .daily(
+            &admin_scope(1, 5),
+            date!(2026 - 11 - 30),
+            date!(2026 - 12 - 02),
+        )
         .await
         .unwrap();
     assert_eq!(days.len(), 3, "every day of the range, zeros included");
-    assert_eq!((days[0].date, days[0].api_calls, days[0].active_users), (date!(2026 - 11 - 30), 2, 1));
     assert_eq!(
-        (days[1].api_calls, days[1].messages_sent, days[1].active_users),
+        (days[0].date, days[0].api_calls, days[0].active_users),
+        (date!(2026 - 11 - 30), 2, 1)
+    );
+    assert_eq!(
+        (
+            days[1].api_calls,
+            days[1].messages_sent,
+            days[1].active_users
+        ),
         (4, 7, 2)
     );
     assert_eq!(days[2].api_calls, 0);
     let other = usage
-        .daily(&admin_scope(2, 5), date!(2026 - 11 - 30), date!(2026 - 12 - 01))
+        .daily(
+            &admin_scope(2, 5),
+            date!(2026 - 11 - 30),
+            date!(2026 - 12 - 01),
+        )
         .await
         .unwrap();
-    assert_eq!((other[0].api_calls, other[1].api_calls), (0, 1), "UTC account");
+    assert_eq!(
+        (other[0].api_calls, other[1].api_calls),
+        (0, 1),
+        "UTC account"
+    );
     let totals = usage
-        .totals(&PlatformScope::for_system_jobs(), date!(2026 - 11 - 01), date!(2026 - 12 - 31))
+        .totals(
+            &PlatformScope::for_system_jobs(),
+            date!(2026 - 11 - 01),
+            date!(2026 - 12 - 31),
+        )
         .await
         .unwrap();
     assert_eq!(totals.api_calls, 7);

@@ -1,0 +1,84 @@
+//! Background jobs of one Hub instance: the usage-counter flush (and, as they land, billing
+//! sweeps, inbox re-syncs and provider health probes). They start with the server and stop
+//! after it, with a last flush so a clean shutdown loses no metering.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::state::AppState;
+
+/// Running background jobs; [`Jobs::stop`] ends them.
+pub struct Jobs {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jobs")
+            .field("tasks", &self.tasks.len())
+            .finish()
+    }
+}
+
+/// Runs `tick` every `period` until `stop` turns true, then once more when `final_run` is set.
+fn every<F, Fut>(
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+    final_run: bool,
+    mut tick: F,
+) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval.tick().await;
+        loop {
+            tokio::select! {
+                _ = interval.tick() => tick().await,
+                _ = stop.changed() => break,
+            }
+        }
+        if final_run {
+            tick().await;
+        }
+    })
+}
+
+impl Jobs {
+    /// Starts every job of `state` on the current Tokio runtime.
+    pub fn start(state: &AppState) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        let metering = state.metering.clone();
+        tasks.push(every(
+            state.config.usage_flush_interval,
+            stopped.clone(),
+            true,
+            move || {
+                let metering = metering.clone();
+                async move {
+                    if let Err(e) = metering.flush().await {
+                        tracing::warn!(error = %e, "usage flush failed; counters kept for the next one");
+                    }
+                }
+            },
+        ));
+
+        Self { stop, tasks }
+    }
+
+    /// Stops every job and waits for their last run (the final usage flush).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
