@@ -26,6 +26,15 @@ struct Fixture {
     foreign: fn(&World) -> BTreeMap<&'static str, String>,
 }
 
+/// The subscription tenant A holds.
+fn subscription_body() -> Value {
+    json!({
+        "plan_id": "pro",
+        "billing_type": "PIX",
+        "customer": {"name": "Tenant A", "cpf_cnpj": "52998224725", "email": "a@example.com"}
+    })
+}
+
 /// Every account-scoped route must have a fixture here.
 fn fixture(method: &str, path: &str) -> Option<Fixture> {
     let none = |_: &World| BTreeMap::new();
@@ -98,6 +107,33 @@ fn fixture(method: &str, path: &str) -> Option<Fixture> {
         ("get", "/api/v1/accounts/{account_id}/usage")
         | ("get", "/api/v1/accounts/{account_id}/usage/active-users") => Fixture {
             action: Action::UsageRead,
+            body: None,
+            own: none,
+            foreign: none,
+        },
+        ("get", "/api/v1/accounts/{account_id}/billing") => Fixture {
+            action: Action::BillingRead,
+            body: None,
+            own: none,
+            foreign: none,
+        },
+        ("post", "/api/v1/accounts/{account_id}/billing/subscribe") => Fixture {
+            action: Action::BillingWrite,
+            // The world subscribed A to this plan: repeats answer 200 with the state.
+            body: Some(subscription_body()),
+            own: none,
+            foreign: none,
+        },
+        ("post", "/api/v1/accounts/{account_id}/billing/change-plan") => Fixture {
+            action: Action::BillingWrite,
+            // The plan A is subscribed to: a no-op.
+            body: Some(json!({"plan_id": "pro"})),
+            own: none,
+            foreign: none,
+        },
+        ("post", "/api/v1/accounts/{account_id}/billing/cancel") => Fixture {
+            action: Action::BillingWrite,
+            // Cancelling at the end of the period is repeatable.
             body: None,
             own: none,
             foreign: none,
@@ -178,6 +214,19 @@ async fn world(app: &TestApp) -> World {
     let (b_key, _) = new_key(app, &b_admin.access_token, ACCOUNT_B, &["members:read"]).await;
     let (a_rotated_key, _) = new_key(app, &admin.access_token, ACCOUNT_A, &["members:read"]).await;
     let (a_revoked_key, _) = new_key(app, &admin.access_token, ACCOUNT_A, &["members:read"]).await;
+
+    // Tenant A has a subscription, so the billing routes have something to act on.
+    let response = authed(
+        app,
+        Method::POST,
+        &format!("/api/v1/accounts/{ACCOUNT_A}/billing/subscribe"),
+        &admin.access_token,
+    )
+    .json(&subscription_body())
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
 
     // Machine credentials with every scope each role may hold. Only admins create keys: each
     // user is an admin while creating theirs, then gets their role back (keys act with the

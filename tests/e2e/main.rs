@@ -9,6 +9,7 @@
 )]
 
 mod api_keys;
+mod billing;
 mod browser;
 mod cors;
 mod embed;

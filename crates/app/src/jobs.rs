@@ -7,7 +7,16 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use whatpro_iam::PlatformScope;
+
 use crate::state::AppState;
+
+/// How often stored billing events are looked at when no webhook wakes the worker (failed
+/// events are retried after their 60 s lease).
+const EVENT_POLL: Duration = Duration::from_secs(5);
+
+/// How often time-driven billing transitions run.
+const BILLING_SWEEP: Duration = Duration::from_secs(60);
 
 /// Running background jobs; [`Jobs::stop`] ends them.
 pub struct Jobs {
@@ -70,6 +79,43 @@ impl Jobs {
                 }
             },
         ));
+
+        // Billing: process stored gateway events as soon as they arrive (and retry failed
+        // ones after their lease), and run time-driven transitions every minute.
+        let billing = state.billing.clone();
+        let wake = state.billing_events.clone();
+        let mut stop_events = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                loop {
+                    match billing
+                        .process_next_event(&PlatformScope::for_system_jobs())
+                        .await
+                    {
+                        Ok(true) => continue,
+                        Ok(false) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "billing event failed; retried after its lease");
+                            break;
+                        }
+                    }
+                }
+                tokio::select! {
+                    () = wake.notified() => {}
+                    () = tokio::time::sleep(EVENT_POLL) => {}
+                    _ = stop_events.changed() => break,
+                }
+            }
+        }));
+        let billing = state.billing.clone();
+        tasks.push(every(BILLING_SWEEP, stopped.clone(), false, move || {
+            let billing = billing.clone();
+            async move {
+                if let Err(e) = billing.sweep(&PlatformScope::for_system_jobs()).await {
+                    tracing::warn!(error = %e, "billing sweep failed");
+                }
+            }
+        }));
 
         Self { stop, tasks }
     }

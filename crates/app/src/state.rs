@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use whatpro_billing::BillingService;
 use whatpro_db::Pool;
 use whatpro_entitlements::{EntitlementsService, MeteringService};
 use whatpro_iam::IamService;
@@ -30,6 +31,10 @@ pub struct AppState {
     pub entitlements: Arc<EntitlementsService>,
     /// Usage counters (flushed in batches by a background job).
     pub metering: Arc<MeteringService>,
+    /// Subscriptions, payments and the billing gate.
+    pub billing: Arc<BillingService>,
+    /// Wakes the billing event worker when a webhook was stored.
+    pub billing_events: Arc<tokio::sync::Notify>,
     /// Rate limits (in-process, or shared through Redis).
     pub limiter: Arc<dyn RateLimiter>,
 }

@@ -3,13 +3,15 @@
 
 use std::sync::Arc;
 
+use whatpro_asaas::{AsaasClient, AsaasSettings};
+use whatpro_billing::{BillingService, BillingSettings, PaymentGateway};
 use whatpro_chatwoot::{ChatwootClient, ClientSettings};
 use whatpro_crypto::{
     Argon2SecretHasher, HubRefreshTokens, PasetoAccessTokens, PasetoInstanceTokens,
 };
 use whatpro_db::{
-    CachedIdentityStore, PgAccountDirectory, PgAccountInstallations, PgAuditLog, PgCredentialStore,
-    PgEntitlementStore, PgIdentityStore, PgMemberRepository, PgUsageStore, Pool,
+    CachedIdentityStore, PgAccountDirectory, PgAccountInstallations, PgAuditLog, PgBillingStore,
+    PgCredentialStore, PgEntitlementStore, PgIdentityStore, PgMemberRepository, PgUsageStore, Pool,
 };
 use whatpro_entitlements::{EntitlementsService, MeteringService};
 use whatpro_iam::{IamPorts, IamService, IamSettings, PlatformScope};
@@ -97,6 +99,28 @@ pub async fn build_state(config: Config, pool: Pool) -> Result<AppState, Startup
         Arc::new(PgEntitlementStore::new(pool.clone())),
         Arc::new(SystemClock),
     );
+    let entitlements = Arc::new(entitlements);
+    let gateway: Option<Arc<dyn PaymentGateway>> = match &config.asaas_api_key {
+        Some(key) => Some(Arc::new(
+            AsaasClient::new(
+                config.asaas_url.clone(),
+                key.expose().to_owned(),
+                AsaasSettings::default(),
+            )
+            .map_err(|e| StartupError::Other(format!("ASAAS_URL: {e}")))?,
+        )),
+        None => None,
+    };
+    let billing = BillingService::new(
+        Arc::new(PgBillingStore::new(pool.clone())),
+        gateway,
+        Arc::clone(&entitlements),
+        Arc::new(SystemClock),
+        BillingSettings {
+            grace_days: config.billing_grace_days,
+            ..BillingSettings::default()
+        },
+    );
     let metering = MeteringService::new(
         Arc::new(PgUsageStore::new(pool.clone())),
         Arc::new(SystemClock),
@@ -109,7 +133,9 @@ pub async fn build_state(config: Config, pool: Pool) -> Result<AppState, Startup
         iam: Arc::new(iam),
         tenancy: Arc::new(tenancy),
         platform_app: Arc::new(platform_app),
-        entitlements: Arc::new(entitlements),
+        entitlements,
+        billing: Arc::new(billing),
+        billing_events: Arc::new(tokio::sync::Notify::new()),
         metering: Arc::new(metering),
         limiter,
     })

@@ -8,6 +8,7 @@
 //! [`PgAccountInstallations`] (Platform App events) for `whatpro-tenancy`.
 //! Nothing outside this crate uses diesel.
 
+mod billing;
 mod credentials;
 mod entitlements;
 mod iam;
@@ -18,6 +19,7 @@ mod schema;
 mod schema_dump;
 mod tenancy;
 
+pub use billing::PgBillingStore;
 pub use credentials::PgCredentialStore;
 pub use entitlements::{PgEntitlementStore, PgUsageStore};
 pub use iam::PgIdentityStore;

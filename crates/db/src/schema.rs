@@ -194,6 +194,59 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Billing record of each account.
+    billing_accounts (account_id) {
+        account_id -> Int8,
+        status -> Text,
+        plan_id -> Nullable<Text>,
+        pending_plan_id -> Nullable<Text>,
+        customer_id -> Nullable<Text>,
+        subscription_id -> Nullable<Text>,
+        next_due_date -> Nullable<Date>,
+        cancel_at_period_end -> Bool,
+        past_due_since -> Nullable<Timestamptz>,
+        last_paid_due_date -> Nullable<Date>,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Payments as last read from the gateway.
+    billing_payments (account_id, id) {
+        account_id -> Int8,
+        id -> Text,
+        subscription_id -> Nullable<Text>,
+        status -> Text,
+        value_cents -> Int8,
+        due_date -> Nullable<Date>,
+        paid_at -> Nullable<Date>,
+        deleted -> Bool,
+        invoice_url -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Gateway webhook events (stored, then processed).
+    billing_events (id) {
+        id -> Text,
+        event -> Text,
+        payment_id -> Nullable<Text>,
+        subscription_id -> Nullable<Text>,
+        body -> Jsonb,
+        received_at -> Timestamptz,
+        claimed_until -> Nullable<Timestamptz>,
+        attempts -> Int4,
+        processed_at -> Nullable<Timestamptz>,
+        outcome -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(account_members -> accounts (account_id));
 diesel::joinable!(account_members -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -219,6 +272,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     quota_counters,
     usage_daily,
     usage_active_users,
+    billing_accounts,
+    billing_payments,
+    billing_events,
 );
 
 /// One declared column: name, nullable, type OID.
@@ -329,6 +385,9 @@ fn declared_tables() -> Vec<(String, Vec<DeclaredColumn>)> {
         describe_table!(quota_counters),
         describe_table!(usage_daily),
         describe_table!(usage_active_users),
+        describe_table!(billing_accounts),
+        describe_table!(billing_payments),
+        describe_table!(billing_events),
     ]
 }
 

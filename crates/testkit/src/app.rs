@@ -1,6 +1,6 @@
 //! [`TestApp`]: the real application (`whatpro_app::build_app`, the same function `main`
 //! uses) served on a loopback port, over its own database, with the Chatwoot simulator as
-//! Chatwoot.
+//! Chatwoot and the Asaas simulator as the payment gateway (its webhooks go to the app).
 
 use std::net::TcpListener;
 
@@ -8,10 +8,16 @@ use whatpro_app::config::{Config, Sources};
 use whatpro_app::http::ServiceConfig;
 use whatpro_app::startup::ServerHandle;
 use whatpro_app::{AppState, Application};
+use whatpro_asaas_sim::{AsaasSim, SimConfig, WebhookTarget};
 use whatpro_chatwoot_sim::ChatwootSim;
 use whatpro_crypto::KeyRing;
 
 use crate::db::TestDb;
+
+/// The Asaas API key of the test configuration.
+pub const ASAAS_KEY: &str = "$aact_test_whatpro_hub_key";
+/// The `ASAAS_WEBHOOK_TOKEN` of the test configuration (32+ characters, as Asaas requires).
+pub const ASAAS_WEBHOOK_TOKEN: &str = "whk-Tq8vLp2mZr6sWx4yNb7cJd9fGh3k";
 
 /// Builder for [`TestApp`]: extra configuration variables and a choice of database.
 #[derive(Debug, Default)]
@@ -46,6 +52,9 @@ impl TestAppBuilder {
         let chatwoot = ChatwootSim::start(([127, 0, 0, 1], 0).into())
             .await
             .unwrap_or_else(|e| panic!("chatwoot simulator did not start: {e}"));
+        let asaas = AsaasSim::start(SimConfig::new(ASAAS_KEY))
+            .await
+            .unwrap_or_else(|e| panic!("asaas simulator did not start: {e}"));
         let keys = || {
             KeyRing::generate()
                 .unwrap_or_else(|e| panic!("key generation failed: {e}"))
@@ -62,6 +71,9 @@ impl TestAppBuilder {
             ("HUB_TOKEN_KEYS", keys()),
             ("HUB_DATA_KEYS", keys()),
             ("HUB_ALLOW_PRIVATE_UPSTREAMS", "true".to_owned()),
+            ("ASAAS_URL", asaas.url()),
+            ("ASAAS_API_KEY", ASAAS_KEY.to_owned()),
+            ("ASAAS_WEBHOOK_TOKEN", ASAAS_WEBHOOK_TOKEN.to_owned()),
             ("HUB_WORKERS", "2".to_owned()),
             ("HUB_SHUTDOWN_TIMEOUT_SECS", "1".to_owned()),
         ]);
@@ -75,6 +87,10 @@ impl TestAppBuilder {
         let app =
             Application::from_listener_with(state.clone(), listener, self.probes.unwrap_or(|_| {}))
                 .unwrap_or_else(|e| panic!("app did not start: {e}"));
+        asaas.set_webhook_target(Some(WebhookTarget::new(
+            format!("http://127.0.0.1:{port}/api/v1/webhooks/asaas"),
+            ASAAS_WEBHOOK_TOKEN,
+        )));
         let handle = app.handle();
         let running = tokio::spawn(app.run_until_stopped());
         let client = reqwest::Client::builder()
@@ -86,6 +102,7 @@ impl TestAppBuilder {
             client,
             state,
             chatwoot,
+            asaas,
             handle,
             running: std::sync::Mutex::new(Some(running)),
             db,
@@ -103,6 +120,8 @@ pub struct TestApp {
     pub state: AppState,
     /// The Chatwoot the app talks to.
     pub chatwoot: ChatwootSim,
+    /// The Asaas the app talks to (its webhooks are delivered to the app).
+    pub asaas: AsaasSim,
     handle: ServerHandle,
     running: std::sync::Mutex<Option<tokio::task::JoinHandle<std::io::Result<()>>>>,
     /// Last field: dropped after the server and pool are gone.

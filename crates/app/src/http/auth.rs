@@ -15,6 +15,7 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use whatpro_billing::Gate;
 use whatpro_entitlements::Feature;
 use whatpro_iam::{
     API_KEY_PREFIX, Action, ApiKeyAuth, AuditContext, AuthContext, DeviceInfo, IamError,
@@ -280,15 +281,25 @@ pub fn feature_for(action: Action) -> Option<Feature> {
     }
 }
 
-/// Plan checks every account-scoped request passes after authentication: the route's feature
-/// (and, for API keys, `api_access`) must be on. Fails closed.
+/// Plan checks every account-scoped request passes after authentication: the billing status
+/// (`restricted` refuses writes and `canceled` everything, except billing routes: 402), then
+/// the route's feature (and, for machine credentials, `api_access` / `embed`). Fails closed.
 async fn gate(
     state: &AppState,
     scope: &TenantScope,
     credential: &Credential,
     action: Action,
-    _method: &actix_web::http::Method,
+    method: &actix_web::http::Method,
 ) -> Result<(), ApiError> {
+    // Billing first: a locked account answers 402 whatever the route's feature says.
+    let gate = Gate {
+        write: !matches!(
+            *method,
+            actix_web::http::Method::GET | actix_web::http::Method::HEAD
+        ),
+        billing: matches!(action, Action::BillingRead | Action::BillingWrite),
+    };
+    state.billing.check(scope, gate).await?;
     if let Some(feature) = feature_for(action) {
         state.entitlements.require_feature(scope, feature).await?;
     }

@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod billing;
 pub mod embed;
 pub mod entitlements;
 pub mod error;
@@ -96,7 +97,12 @@ fn routes(cfg: &mut ServiceConfig) {
         .service(entitlements::get_features)
         .service(entitlements::get_usage)
         .service(entitlements::get_active_users)
-        .service(entitlements::admin_usage);
+        .service(entitlements::admin_usage)
+        .service(billing::get_billing)
+        .service(billing::subscribe)
+        .service(billing::change_plan)
+        .service(billing::cancel)
+        .service(billing::asaas_webhook);
 }
 
 /// The OpenAPI document generated from the handlers.
