@@ -214,6 +214,7 @@ async fn subscribing_creates_the_customer_and_subscription_and_payments_drive_th
         .process_next_event(&PlatformScope::for_system_jobs())
         .await
         .unwrap()
+        .is_some()
     {}
     let (_, body) = get(&app, &billing_path(ACCOUNT_A, ""), carlos).await;
     assert_eq!(body["status"], "active", "{body}");

@@ -355,3 +355,60 @@ async fn the_last_counters_are_flushed_when_the_server_stops() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admins_set_the_time_zone_of_usage_days() {
+    let app = TestApp::spawn().await;
+    let demo = demo(&app).await;
+    let path = format!("/api/v1/accounts/{ACCOUNT_A}/settings");
+    let (status, body) = call(
+        &app,
+        Method::PATCH,
+        &path,
+        &demo.carlos.access_token,
+        None,
+        Some(&json!({"time_zone": "America/Sao_Paulo"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["time_zone"], "America/Sao_Paulo");
+    let (_, active) = get(
+        &app,
+        &format!("/api/v1/accounts/{ACCOUNT_A}/usage/active-users"),
+        &demo.carlos.access_token,
+    )
+    .await;
+    assert_eq!(active["time_zone"], "America/Sao_Paulo");
+    for bad in ["Mars/Olympus_Mons", "", "'; DROP TABLE accounts; --"] {
+        let (status, body) = call(
+            &app,
+            Method::PATCH,
+            &path,
+            &demo.carlos.access_token,
+            None,
+            Some(&json!({"time_zone": bad})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+    }
+    let (status, _) = call(
+        &app,
+        Method::PATCH,
+        &path,
+        &demo.ana.access_token,
+        None,
+        Some(&json!({"time_zone": "UTC"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "agents may not");
+    let (_, active) = get(
+        &app,
+        &format!("/api/v1/accounts/{ACCOUNT_A}/usage/active-users"),
+        &demo.carlos.access_token,
+    )
+    .await;
+    assert_eq!(
+        active["time_zone"], "America/Sao_Paulo",
+        "unchanged by refused calls"
+    );
+}

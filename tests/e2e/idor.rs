@@ -111,6 +111,12 @@ fn fixture(method: &str, path: &str) -> Option<Fixture> {
             own: none,
             foreign: none,
         },
+        ("patch", "/api/v1/accounts/{account_id}/settings") => Fixture {
+            action: Action::SettingsWrite,
+            body: Some(json!({"time_zone": "UTC"})),
+            own: none,
+            foreign: none,
+        },
         ("get", "/api/v1/accounts/{account_id}/billing") => Fixture {
             action: Action::BillingRead,
             body: None,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use whatpro_entitlements::Metric;
 use whatpro_iam::PlatformScope;
 
 use crate::state::AppState;
@@ -83,6 +84,7 @@ impl Jobs {
         // Billing: process stored gateway events as soon as they arrive (and retry failed
         // ones after their lease), and run time-driven transitions every minute.
         let billing = state.billing.clone();
+        let metering = state.metering.clone();
         let wake = state.billing_events.clone();
         let mut stop_events = stopped.clone();
         tasks.push(tokio::spawn(async move {
@@ -92,8 +94,12 @@ impl Jobs {
                         .process_next_event(&PlatformScope::for_system_jobs())
                         .await
                     {
-                        Ok(true) => continue,
-                        Ok(false) => break,
+                        Ok(Some(done)) => {
+                            if let Some(account) = done.account {
+                                metering.record(account, Metric::WebhooksProcessed, 1);
+                            }
+                        }
+                        Ok(None) => break,
                         Err(e) => {
                             tracing::warn!(error = %e, "billing event failed; retried after its lease");
                             break;

@@ -22,7 +22,7 @@ pub use model::{
 };
 pub use ports::{BillingStore, PaymentGateway, SaveError};
 pub use rules::{Sweep, apply_payment, apply_subscription, sweep};
-pub use service::{BillingService, BillingSettings, Gate};
+pub use service::{BillingService, BillingSettings, Gate, ProcessedEvent};
 
 #[cfg(any(test, feature = "mocks"))]
 pub use ports::{MockBillingStore, MockPaymentGateway};

@@ -65,6 +65,17 @@ impl std::fmt::Debug for BillingService {
     }
 }
 
+/// What processing one stored gateway event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessedEvent {
+    /// The gateway's event id.
+    pub event_id: String,
+    /// The outcome stored with it.
+    pub outcome: EventOutcome,
+    /// The account it was applied to, if any.
+    pub account: Option<AccountId>,
+}
+
 /// Attempts of a read-modify-save before giving up with `Conflict`.
 const SAVE_ATTEMPTS: usize = 5;
 
@@ -330,21 +341,28 @@ impl BillingService {
         Ok(self.store.store_event(scope, event, body).await?)
     }
 
-    /// Processes the oldest stored event, if any; `true` when one was handled (whatever its
-    /// outcome). A failure leaves it for a retry after its lease.
+    /// Processes the oldest stored event, if any, and says what it did (`None`: nothing was
+    /// waiting). A failure leaves the event for a retry after its lease.
     ///
     /// # Errors
     /// Store failures; gateway failures (the event is retried later).
-    pub async fn process_next_event(&self, scope: &PlatformScope) -> Result<bool, BillingError> {
+    pub async fn process_next_event(
+        &self,
+        scope: &PlatformScope,
+    ) -> Result<Option<ProcessedEvent>, BillingError> {
         let Some(event) = self.store.claim_event(scope, 60).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         match self.process(scope, &event).await {
-            Ok(outcome) => {
+            Ok((outcome, account)) => {
                 self.store
-                    .finish_event(scope, &event.id, Some(outcome), None)
+                    .finish_event(scope, &event.id, Some(outcome.clone()), None)
                     .await?;
-                Ok(true)
+                Ok(Some(ProcessedEvent {
+                    event_id: event.id,
+                    outcome,
+                    account,
+                }))
             }
             Err(e) => {
                 self.store
@@ -359,30 +377,30 @@ impl BillingService {
         &self,
         platform: &PlatformScope,
         event: &GatewayEvent,
-    ) -> Result<EventOutcome, BillingError> {
+    ) -> Result<(EventOutcome, Option<AccountId>), BillingError> {
         let gateway = self.gateway()?;
         let now = self.clock.now();
         if event.event.starts_with("PAYMENT_") {
             let Some(payment_id) = &event.payment_id else {
-                return Ok(EventOutcome::Unknown);
+                return Ok((EventOutcome::Unknown, None));
             };
             // Never trust the event body: re-read the payment.
             let Some(payment) = gateway.payment(payment_id).await? else {
-                return Ok(EventOutcome::Unknown);
+                return Ok((EventOutcome::Unknown, None));
             };
             let Some(subscription) = payment
                 .subscription_id
                 .clone()
                 .or_else(|| event.subscription_id.clone())
             else {
-                return Ok(EventOutcome::Unknown);
+                return Ok((EventOutcome::Unknown, None));
             };
             let Some(account) = self
                 .store
                 .account_of_subscription(platform, &subscription)
                 .await?
             else {
-                return Ok(EventOutcome::Unknown);
+                return Ok((EventOutcome::Unknown, None));
             };
             let scope = platform.tenant(account);
             self.store.record_payment(&scope, &payment).await?;
@@ -393,17 +411,17 @@ impl BillingService {
                 apply_payment(record, &payment, now, self.settings.grace_days)
             })
             .await?;
-            Ok(EventOutcome::Applied)
+            Ok((EventOutcome::Applied, Some(account)))
         } else if event.event.starts_with("SUBSCRIPTION_") {
             let Some(subscription_id) = &event.subscription_id else {
-                return Ok(EventOutcome::Unknown);
+                return Ok((EventOutcome::Unknown, None));
             };
             let Some(account) = self
                 .store
                 .account_of_subscription(platform, subscription_id)
                 .await?
             else {
-                return Ok(EventOutcome::Unknown);
+                return Ok((EventOutcome::Unknown, None));
             };
             let current = gateway.subscription(subscription_id).await?;
             let scope = platform.tenant(account);
@@ -414,9 +432,9 @@ impl BillingService {
                 apply_subscription(record, current.as_ref())
             })
             .await?;
-            Ok(EventOutcome::Applied)
+            Ok((EventOutcome::Applied, Some(account)))
         } else {
-            Ok(EventOutcome::Ignored)
+            Ok((EventOutcome::Ignored, None))
         }
     }
 

@@ -637,6 +637,24 @@ impl UsageStore for PgUsageStore {
         })
     }
 
+    async fn set_time_zone(
+        &self,
+        scope: &TenantScope,
+        time_zone: &str,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.pool.get().await.map_err(pool_error)?;
+        let updated = diesel::sql_query(
+            "UPDATE accounts SET time_zone = $2 WHERE id = $1
+                AND EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $2)",
+        )
+        .bind::<BigInt, _>(scope.account_id().get())
+        .bind::<Text, _>(time_zone)
+        .execute(&mut conn)
+        .await
+        .map_err(|e| db_error("set time zone", &e))?;
+        Ok(updated == 1)
+    }
+
     async fn totals(
         &self,
         _scope: &PlatformScope,

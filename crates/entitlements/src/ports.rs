@@ -97,6 +97,11 @@ pub trait UsageStore: Send + Sync {
     /// DAU, WAU and MAU of the scope's account as of today in its time zone.
     async fn active_users(&self, scope: &TenantScope) -> Result<ActiveUsers, StoreError>;
 
+    /// Sets the IANA time zone the scope's account's days are counted in; `false` when
+    /// the zone is unknown (nothing changes).
+    async fn set_time_zone(&self, scope: &TenantScope, time_zone: &str)
+    -> Result<bool, StoreError>;
+
     /// Totals across accounts for `from..=to` (UTC dates of the accounts' local days).
     async fn totals(
         &self,

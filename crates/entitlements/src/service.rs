@@ -348,6 +348,30 @@ impl MeteringService {
         Ok(self.store.active_users(scope).await?)
     }
 
+    /// Sets the account's IANA time zone (e.g. `America/Sao_Paulo`) for day boundaries of
+    /// usage from now on (days already counted keep their dates).
+    ///
+    /// # Errors
+    /// `Invalid` (unknown zone), `Unavailable`/`Internal`.
+    pub async fn set_time_zone(
+        &self,
+        scope: &TenantScope,
+        time_zone: &str,
+    ) -> Result<(), EntitlementError> {
+        let plausible = !time_zone.is_empty()
+            && time_zone.len() <= 64
+            && time_zone
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/_-+".contains(&b));
+        if plausible && self.store.set_time_zone(scope, time_zone).await? {
+            Ok(())
+        } else {
+            Err(EntitlementError::Invalid(format!(
+                "time_zone `{time_zone}` is not an IANA time zone such as America/Sao_Paulo"
+            )))
+        }
+    }
+
     /// Totals across accounts (super_admin).
     ///
     /// # Errors

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, get, put, web};
+use actix_web::{HttpResponse, get, patch, put, web};
 use serde::{Deserialize, Serialize};
 use time::Date;
 use time::macros::format_description;
@@ -510,4 +510,46 @@ pub async fn admin_usage(
     let (from, to) = range(&state, &params)?;
     let totals = state.metering.totals(&scope, from, to).await?;
     Ok(web::Json(totals_view(from, to, totals)))
+}
+
+/// `PATCH .../settings`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsBody {
+    /// IANA time zone in which usage days are counted (default `UTC`).
+    pub time_zone: String,
+}
+
+/// The account's settings.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SettingsView {
+    /// IANA time zone in which usage days are counted.
+    pub time_zone: String,
+}
+
+/// Changes account settings (admins): the time zone of usage days (days already counted keep
+/// their dates).
+#[utoipa::path(
+    tag = "usage",
+    params(("account_id" = i64, Path, description = "Chatwoot account id")),
+    request_body = SettingsBody,
+    responses(
+        (status = 200, body = SettingsView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`validation_failed` (unknown time zone)"),
+    ),
+    security(("bearer" = []))
+)]
+#[patch("/api/v1/accounts/{account_id}/settings")]
+pub async fn update_settings(
+    authed: Authed<policy::SettingsWrite>,
+    state: web::Data<AppState>,
+    body: web::Json<SettingsBody>,
+) -> Result<web::Json<SettingsView>, ApiError> {
+    let time_zone = body.into_inner().time_zone.trim().to_owned();
+    state
+        .metering
+        .set_time_zone(&authed.scope, &time_zone)
+        .await?;
+    Ok(web::Json(SettingsView { time_zone }))
 }

@@ -98,6 +98,7 @@ fn routes(cfg: &mut ServiceConfig) {
         .service(entitlements::get_usage)
         .service(entitlements::get_active_users)
         .service(entitlements::admin_usage)
+        .service(entitlements::update_settings)
         .service(billing::get_billing)
         .service(billing::subscribe)
         .service(billing::change_plan)
