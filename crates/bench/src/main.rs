@@ -11,6 +11,7 @@
 
 mod loadgen;
 mod machine;
+mod plans;
 mod procs;
 mod report;
 mod scenario;
@@ -26,6 +27,7 @@ use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
 use tokio::process::Command;
+use whatpro_asaas_sim::{AsaasSim, SimConfig as AsaasSimConfig};
 use whatpro_chatwoot_sim::ChatwootSim;
 use whatpro_crypto::KeyRing;
 
@@ -189,11 +191,13 @@ struct HubSetup {
     token_keys: String,
     /// `HUB_DATA_KEYS`.
     data_keys: String,
+    /// The Asaas simulator's base URL (`ASAAS_URL`).
+    asaas_url: String,
 }
 
 impl HubSetup {
     /// Fresh keys and the simulator's seeded administrator.
-    fn new(sim: &ChatwootSim) -> AnyResult<Self> {
+    fn new(sim: &ChatwootSim, asaas: &AsaasSim) -> AnyResult<Self> {
         let key = || -> AnyResult<String> {
             Ok(KeyRing::generate()
                 .map_err(|e| format!("cannot generate a PASERK key: {e}"))?
@@ -205,6 +209,7 @@ impl HubSetup {
             chatwoot_access_token: seed.admin.access_token,
             token_keys: key()?,
             data_keys: key()?,
+            asaas_url: asaas.url(),
         })
     }
 }
@@ -249,7 +254,20 @@ async fn bench(cli: &Cli) -> AnyResult<()> {
             .map_err(|e| format!("cannot start the Chatwoot simulator: {e}"))?;
         Some(sim)
     };
-    let setup = sim.as_ref().map(HubSetup::new).transpose()?;
+    // The fake Asaas the Hub processes webhook events against (also in this process).
+    let asaas = if cli.skip_hub {
+        None
+    } else {
+        Some(
+            AsaasSim::start(AsaasSimConfig::new(plans::ASAAS_KEY))
+                .await
+                .map_err(|e| format!("cannot start the Asaas simulator: {e}"))?,
+        )
+    };
+    let setup = match (&sim, &asaas) {
+        (Some(sim), Some(asaas)) => Some(HubSetup::new(sim, asaas)?),
+        _ => None,
+    };
 
     eprintln!("starting a throwaway PostgreSQL…");
     let cluster = whatpro_pgcluster::LocalCluster::start_throwaway()
@@ -267,6 +285,7 @@ async fn bench(cli: &Cli) -> AnyResult<()> {
     let loadavg_end = LoadAverage::now();
     servers.shutdown().await;
     drop(sim);
+    drop(asaas);
     if let Err(e) = cluster.stop() {
         eprintln!("warning: could not stop PostgreSQL: {e}");
     }
@@ -409,6 +428,8 @@ async fn run_scenarios(
     let mut warnings = Vec::new();
     let mut skipped = 0;
     let mut invalid = 0;
+    let mut write_setup: Option<plans::WriteSetup> = None;
+    let mut webhook_run = 0;
     for &conns in &cli.connections {
         if let Some((addr, _)) = hub
             && signed_in_at.elapsed() >= RESIGN_IN_AFTER
@@ -438,6 +459,21 @@ async fn run_scenarios(
                     warnings.push(reason);
                     skipped += 1;
                 }
+            }
+        }
+        if let Some(addr) = hub_addr {
+            let write = match &write_setup {
+                Some(w) => w.clone(),
+                None => write_setup
+                    .insert(plans::WriteSetup::new(pool.clone(), 1).await?)
+                    .clone(),
+            };
+            webhook_run += 1;
+            for row in plans_rows(addr, &write, conns, schedule, webhook_run).await? {
+                progress(&row);
+                warnings.extend(row_warning(&row));
+                invalid += usize::from(mostly_failed(&row.stats));
+                rows.push(row);
             }
         }
         let workers = vec![SelectOneWorker::new(pool.clone()); conns];
@@ -481,11 +517,14 @@ async fn run_scenarios(
     };
     rows.sort_by_key(|row| (section_rank(&row.section), rank(&row.scenario)));
     attach_ratios(&mut rows);
+    let top = cli.connections.iter().copied().max().unwrap_or(1);
+    let write_goal = plans::write_goal(top);
     let goals = evaluate_goals(
         scenarios
             .iter()
             .filter(|sc| sc.target == Target::Minimal || hub_addr.is_some())
-            .flat_map(|sc| sc.goals.iter().map(|g| (sc.name.as_str(), g))),
+            .flat_map(|sc| sc.goals.iter().map(|g| (sc.name.as_str(), g)))
+            .chain(hub_addr.map(|_| (plans::WRITE_ON, &write_goal))),
         &rows,
     );
     Ok(RunResults {
@@ -495,6 +534,50 @@ async fn run_scenarios(
         skipped,
         invalid,
     })
+}
+
+/// The plans-and-billing rows at one concurrency: the write path without and with quota
+/// check + metering (measured back to back), then webhook intake.
+async fn plans_rows(
+    hub: SocketAddr,
+    write: &plans::WriteSetup,
+    conns: usize,
+    schedule: Schedule,
+    run: u64,
+) -> AnyResult<Vec<Row>> {
+    let row = |scenario: &str, target: &str, stats: Stats, quoted: Vec<String>| Row {
+        section: plans::SECTION.to_owned(),
+        scenario: scenario.to_owned(),
+        target: target.to_owned(),
+        connections: conns,
+        stats,
+        ceiling: None,
+        quoted_against: quoted,
+        ratios: Vec::new(),
+    };
+    let off = (0..conns)
+        .map(|_| plans::WriteWorker::new(write.clone(), false))
+        .collect();
+    let off = loadgen::run(off, schedule).await?;
+    let on = (0..conns)
+        .map(|_| plans::WriteWorker::new(write.clone(), true))
+        .collect();
+    let on = loadgen::run(on, schedule).await?;
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let webhooks = (0..conns)
+        .map(|_| plans::WebhookWorker::new(hub, Arc::clone(&next), run))
+        .collect();
+    let webhooks = loadgen::run(webhooks, schedule).await?;
+    Ok(vec![
+        row(plans::WRITE_OFF, "in-process", off, Vec::new()),
+        row(
+            plans::WRITE_ON,
+            "in-process",
+            on,
+            vec![plans::WRITE_OFF.to_owned()],
+        ),
+        row(plans::WEBHOOKS, "hub", webhooks, Vec::new()),
+    ])
 }
 
 /// At most `max` characters of a response body, for error messages.
@@ -767,6 +850,9 @@ fn start_hub(
         )
         // The simulator listens on loopback (as in `whatpro-hub dev` and the tests).
         .env("HUB_ALLOW_PRIVATE_UPSTREAMS", "true")
+        .env("ASAAS_URL", &setup.asaas_url)
+        .env("ASAAS_API_KEY", plans::ASAAS_KEY)
+        .env("ASAAS_WEBHOOK_TOKEN", plans::WEBHOOK_TOKEN)
         .env("HUB_BIND", addr.to_string())
         .env("HUB_LOG_FORMAT", "json")
         .env("RUST_LOG", "warn");
