@@ -549,3 +549,332 @@ impl BillingService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+    use std::collections::BTreeMap;
+
+    use time::macros::{date, datetime};
+    use whatpro_entitlements::{
+        AccountEntitlements, MockEntitlementStore, Overrides, Plan, ReserveOutcome,
+    };
+    use whatpro_iam::Role;
+    use whatpro_kernel::{FixedClock, UserId};
+
+    use super::*;
+    use crate::error::GatewayError;
+    use crate::model::{GatewayPayment, GatewaySubscription, PaymentState, SubscriptionState};
+    use crate::ports::{MockBillingStore, MockPaymentGateway};
+    use crate::{CpfCnpj, GatewayEvent};
+
+    const NOW: time::OffsetDateTime = datetime!(2026-11-30 12:00 UTC);
+
+    fn plan(id: &str, price: i64) -> Plan {
+        Plan {
+            id: id.parse().unwrap(),
+            name: id.to_owned(),
+            price_cents: price,
+            limits: BTreeMap::new(),
+            features: BTreeMap::new(),
+        }
+    }
+
+    fn entitlements() -> Arc<EntitlementsService> {
+        let mut store = MockEntitlementStore::new();
+        store.expect_plan().returning(|id| {
+            Ok(match id.as_str() {
+                "trial" => Some(plan("trial", 0)),
+                "starter" => Some(plan("starter", 9900)),
+                _ => None,
+            })
+        });
+        store.expect_account().returning(|scope| {
+            Ok(AccountEntitlements {
+                account_id: scope.account_id(),
+                plan: plan("trial", 0),
+                overrides: Overrides::default(),
+            })
+        });
+        store.expect_usage().returning(|_, _| Ok(BTreeMap::new()));
+        store.expect_set_account().returning(|scope, _, _| {
+            Ok(AccountEntitlements {
+                account_id: scope.account_id(),
+                plan: plan("starter", 9900),
+                overrides: Overrides::default(),
+            })
+        });
+        store
+            .expect_reserve()
+            .returning(|_, _, _, _| Ok(ReserveOutcome::Granted { used: 1 }));
+        Arc::new(EntitlementsService::new(
+            Arc::new(store),
+            Arc::new(FixedClock::new(NOW)),
+        ))
+    }
+
+    fn scope() -> TenantScope {
+        TenantScope::for_tests(AccountId::new(1), UserId::new(5), Role::Admin)
+    }
+
+    fn customer() -> CustomerInfo {
+        CustomerInfo {
+            name: "Loja".to_owned(),
+            cpf_cnpj: CpfCnpj::parse("52998224725").unwrap(),
+            email: "a@example.com".to_owned(),
+        }
+    }
+
+    fn service(store: MockBillingStore, gateway: Option<MockPaymentGateway>) -> BillingService {
+        BillingService::new(
+            Arc::new(store),
+            gateway.map(|g| Arc::new(g) as Arc<dyn PaymentGateway>),
+            entitlements(),
+            Arc::new(FixedClock::new(NOW)),
+            BillingSettings::default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_free_plan_is_refused_before_the_gateway_is_called() {
+        let service = service(MockBillingStore::new(), Some(MockPaymentGateway::new()));
+        let err = service
+            .subscribe(
+                &scope(),
+                &"trial".parse().unwrap(),
+                BillingType::Pix,
+                &customer(),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err, BillingError::PlanNotBillable("trial".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn without_a_gateway_billing_is_not_configured() {
+        let service = service(MockBillingStore::new(), None);
+        let err = service
+            .subscribe(
+                &scope(),
+                &"starter".parse().unwrap(),
+                BillingType::Pix,
+                &customer(),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err, BillingError::NotConfigured);
+    }
+
+    #[tokio::test]
+    async fn a_gateway_failure_leaves_the_record_untouched() {
+        let mut store = MockBillingStore::new();
+        store
+            .expect_load()
+            .returning(|scope| Ok(BillingAccount::trialing(scope.account_id())));
+        store.expect_save().never();
+        let mut gateway = MockPaymentGateway::new();
+        gateway
+            .expect_ensure_customer()
+            .returning(|_, _| Ok("cus_1".to_owned()));
+        gateway
+            .expect_create_subscription()
+            .returning(|_| Err(GatewayError::Unavailable("timeout".to_owned())));
+        let service = service(store, Some(gateway));
+        let err = service
+            .subscribe(
+                &scope(),
+                &"starter".parse().unwrap(),
+                BillingType::Pix,
+                &customer(),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            BillingError::Gateway(GatewayError::Unavailable(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn subscribing_moves_to_pending_with_the_gateway_ids_and_is_audited() {
+        let mut store = MockBillingStore::new();
+        store
+            .expect_load()
+            .returning(|scope| Ok(BillingAccount::trialing(scope.account_id())));
+        store
+            .expect_save()
+            .withf(|_, record, changes, _| {
+                record.status == BillingStatus::Pending
+                    && record.subscription_id.as_deref() == Some("sub_1")
+                    && record.customer_id.as_deref() == Some("cus_1")
+                    && changes.len() == 1
+                    && changes[0].from == BillingStatus::Trialing
+            })
+            .returning(|_, record, _, _| Ok(record.clone()));
+        let mut gateway = MockPaymentGateway::new();
+        gateway
+            .expect_ensure_customer()
+            .returning(|_, _| Ok("cus_1".to_owned()));
+        gateway
+            .expect_create_subscription()
+            .withf(|s| s.value_cents == 9900 && s.next_due_date == date!(2026 - 11 - 30))
+            .returning(|_| {
+                Ok(GatewaySubscription {
+                    id: "sub_1".to_owned(),
+                    state: SubscriptionState::Active,
+                    deleted: false,
+                    next_due_date: Some(date!(2026 - 11 - 30)),
+                    value_cents: 9900,
+                })
+            });
+        let service = service(store, Some(gateway));
+        let (record, created) = service
+            .subscribe(
+                &scope(),
+                &"starter".parse().unwrap(),
+                BillingType::Pix,
+                &customer(),
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(created);
+        assert_eq!(record.status, BillingStatus::Pending);
+    }
+
+    #[tokio::test]
+    async fn a_payment_the_gateway_does_not_know_changes_nothing() {
+        let mut store = MockBillingStore::new();
+        store.expect_claim_event().returning(|_, _| {
+            Ok(Some(GatewayEvent {
+                id: "evt_1".to_owned(),
+                event: "PAYMENT_OVERDUE".to_owned(),
+                payment_id: Some("pay_x".to_owned()),
+                subscription_id: None,
+            }))
+        });
+        store
+            .expect_finish_event()
+            .withf(|_, id, outcome, _| id == "evt_1" && *outcome == Some(EventOutcome::Unknown))
+            .returning(|_, _, _, _| Ok(()));
+        store.expect_save().never();
+        let mut gateway = MockPaymentGateway::new();
+        gateway.expect_payment().returning(|_| Ok(None));
+        let service = service(store, Some(gateway));
+        let done = service
+            .process_next_event(&PlatformScope::for_system_jobs())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((done.outcome, done.account), (EventOutcome::Unknown, None));
+    }
+
+    #[tokio::test]
+    async fn a_failed_gateway_read_leaves_the_event_for_a_retry() {
+        let mut store = MockBillingStore::new();
+        store.expect_claim_event().returning(|_, _| {
+            Ok(Some(GatewayEvent {
+                id: "evt_2".to_owned(),
+                event: "PAYMENT_RECEIVED".to_owned(),
+                payment_id: Some("pay_1".to_owned()),
+                subscription_id: Some("sub_1".to_owned()),
+            }))
+        });
+        store
+            .expect_finish_event()
+            .withf(|_, _, outcome, error| outcome.is_none() && error.is_some())
+            .returning(|_, _, _, _| Ok(()));
+        let mut gateway = MockPaymentGateway::new();
+        gateway
+            .expect_payment()
+            .returning(|_| Err(GatewayError::Unavailable("down".to_owned())));
+        let service = service(store, Some(gateway));
+        assert!(
+            service
+                .process_next_event(&PlatformScope::for_system_jobs())
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_received_payment_activates_the_account_it_belongs_to() {
+        let mut store = MockBillingStore::new();
+        store.expect_claim_event().returning(|_, _| {
+            Ok(Some(GatewayEvent {
+                id: "evt_3".to_owned(),
+                event: "PAYMENT_RECEIVED".to_owned(),
+                payment_id: Some("pay_1".to_owned()),
+                subscription_id: None,
+            }))
+        });
+        store
+            .expect_account_of_subscription()
+            .returning(|_, _| Ok(Some(AccountId::new(1))));
+        store.expect_record_payment().returning(|_, _| Ok(()));
+        store.expect_load().returning(|scope| {
+            let mut record = BillingAccount::trialing(scope.account_id());
+            record.status = BillingStatus::Pending;
+            record.subscription_id = Some("sub_1".to_owned());
+            record.version = 3;
+            Ok(record)
+        });
+        store
+            .expect_save()
+            .withf(|_, record, changes, _| {
+                record.status == BillingStatus::Active && changes[0].to == BillingStatus::Active
+            })
+            .returning(|_, record, _, _| Ok(record.clone()));
+        store.expect_finish_event().returning(|_, _, _, _| Ok(()));
+        let mut gateway = MockPaymentGateway::new();
+        gateway.expect_payment().returning(|_| {
+            Ok(Some(GatewayPayment {
+                id: "pay_1".to_owned(),
+                subscription_id: Some("sub_1".to_owned()),
+                state: PaymentState::Received,
+                value_cents: 9900,
+                due_date: Some(date!(2026 - 11 - 30)),
+                payment_date: Some(date!(2026 - 11 - 30)),
+                deleted: false,
+                invoice_url: None,
+            }))
+        });
+        let service = service(store, Some(gateway));
+        let done = service
+            .process_next_event(&PlatformScope::for_system_jobs())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.account, Some(AccountId::new(1)));
+    }
+
+    #[tokio::test]
+    async fn the_gate_locks_writes_when_restricted_and_everything_but_billing_when_canceled() {
+        for (status, write, billing, allowed) in [
+            (BillingStatus::Active, true, false, true),
+            (BillingStatus::PastDue, true, false, true),
+            (BillingStatus::Restricted, false, false, true),
+            (BillingStatus::Restricted, true, false, false),
+            (BillingStatus::Restricted, true, true, true),
+            (BillingStatus::Canceled, false, false, false),
+            (BillingStatus::Canceled, true, true, true),
+        ] {
+            let mut store = MockBillingStore::new();
+            store.expect_status().returning(move |_| Ok(status));
+            let service = service(store, None);
+            let result = service.check(&scope(), Gate { write, billing }).await;
+            assert_eq!(
+                result.is_ok(),
+                allowed,
+                "{status} write={write} billing={billing}"
+            );
+            if !allowed {
+                assert_eq!(result, Err(BillingError::PaymentRequired(status)));
+            }
+        }
+    }
+}

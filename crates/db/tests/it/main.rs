@@ -8,6 +8,7 @@
 mod support;
 
 mod audit;
+mod billing;
 mod cache;
 mod credentials;
 mod entitlements;
