@@ -2,11 +2,13 @@
 //!
 //! Without `DATABASE_URL` it runs a project-local PostgreSQL cluster under `.data/pg` (kept
 //! between runs); without `CHATWOOT_URL` it runs the bundled Chatwoot simulator with a seeded
-//! demo; without keys it generates them once and keeps them in `.data/dev-keys.toml`. Ctrl-C
-//! stops everything it started.
+//! demo; without `ASAAS_API_KEY` it runs the bundled Asaas simulator (billing works, nothing
+//! is charged; its webhooks come back to the Hub); without keys it generates them once and
+//! keeps them in `.data/dev-keys.toml`. Ctrl-C stops everything it started.
 
 use std::path::{Path, PathBuf};
 
+use whatpro_asaas_sim::{AsaasSim, SimConfig as AsaasSimConfig, WebhookTarget};
 use whatpro_chatwoot_sim::{ChatwootSim, DemoSeed};
 use whatpro_crypto::KeyRing;
 use whatpro_pgcluster::{ClusterConfig, LocalCluster};
@@ -18,6 +20,11 @@ use crate::startup::{self, Application, StartupError};
 const DATA_DIR: &str = ".data";
 /// The database `dev` creates in its own cluster.
 const DEV_DATABASE: &str = "whatpro";
+
+/// The Asaas API key of the bundled simulator `dev` starts when `ASAAS_API_KEY` is unset.
+const DEV_ASAAS_KEY: &str = "$aact_dev_whatpro_hub_simulator";
+/// The webhook token `dev` gives the bundled Asaas simulator and the Hub.
+const DEV_ASAAS_WEBHOOK_TOKEN: &str = "dev-Wq4zNm8rTx2vKp6sLb9cHd3fJg7y";
 
 /// Runs the Hub in development mode until Ctrl-C.
 ///
@@ -54,6 +61,19 @@ pub async fn run() -> Result<(), StartupError> {
         Some((sim, seed))
     };
 
+    // Billing against the bundled Asaas simulator unless a real Asaas is configured.
+    let asaas = if sources.has("ASAAS_API_KEY") {
+        None
+    } else {
+        let sim = AsaasSim::start(AsaasSimConfig::new(DEV_ASAAS_KEY))
+            .await
+            .map_err(|e| StartupError::Other(format!("cannot start the Asaas simulator: {e}")))?;
+        sources.set("ASAAS_URL", sim.url());
+        sources.set("ASAAS_API_KEY", DEV_ASAAS_KEY);
+        sources.set_default("ASAAS_WEBHOOK_TOKEN", DEV_ASAAS_WEBHOOK_TOKEN);
+        Some(sim)
+    };
+
     let keys_file = data_dir.join("dev-keys.toml");
     for var in ["HUB_TOKEN_KEYS", "HUB_DATA_KEYS"] {
         if !sources.has(var) {
@@ -75,10 +95,17 @@ pub async fn run() -> Result<(), StartupError> {
     let pool = startup::connect(&config).await?;
     startup::migrate(&pool).await?;
     let app = Application::build(config.clone(), pool).await?;
+    if let (Some(sim), Some(token)) = (&asaas, &config.asaas_webhook_token) {
+        sim.set_webhook_target(Some(WebhookTarget::new(
+            format!("{}/api/v1/webhooks/asaas", config.public_url),
+            token.expose(),
+        )));
+    }
     print_banner(
         &config,
         cluster.as_ref(),
         simulator.as_ref().map(|(sim, seed)| (sim, seed)),
+        asaas.as_ref(),
     );
 
     let result = app.run_until_signalled().await;
@@ -89,6 +116,7 @@ pub async fn run() -> Result<(), StartupError> {
         }
     }
     drop(simulator);
+    drop(asaas);
     result.map_err(|e| StartupError::Other(e.to_string()))
 }
 
@@ -136,6 +164,7 @@ fn print_banner(
     config: &Config,
     cluster: Option<&LocalCluster>,
     sim: Option<(&ChatwootSim, &DemoSeed)>,
+    asaas: Option<&AsaasSim>,
 ) {
     let hub = config.public_url.as_str();
     println!();
@@ -184,6 +213,13 @@ fn print_banner(
                 .map(ToString::to_string)
                 .unwrap_or_default()
         );
+    }
+    match asaas {
+        Some(sim) => println!(
+            "  Asaas        {} (bundled simulator; its webhooks come back to the Hub)",
+            sim.url()
+        ),
+        None => println!("  Asaas        {}", config.asaas_url),
     }
     println!();
     println!("Press Ctrl-C to stop everything.");
