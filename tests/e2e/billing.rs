@@ -456,6 +456,14 @@ async fn bad_subscriptions_are_refused_before_asaas_is_called() {
     app.asaas.set_fault(Fault::Garbage);
     let (status, _) = post(&app, &path, carlos, Some(subscribe_body("starter"))).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
+    // Asaas refusing the values (400 with its error list): 422, with its reason.
+    app.asaas.set_fault(Fault::Status(400));
+    let (status, body) = post(&app, &path, carlos, Some(subscribe_body("starter"))).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("billing_rejected")),
+        "{body}"
+    );
     app.asaas.clear_fault();
     let (_, body) = get(&app, &billing_path(ACCOUNT_A, ""), carlos).await;
     assert_eq!(body["status"], "trialing");
@@ -719,4 +727,36 @@ async fn a_subscription_deleted_at_asaas_cancels_the_account() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     wait_for_status(&app, carlos, "canceled").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_asaas_answers_503_within_the_timeout_and_changes_nothing() {
+    let app = TestApp::builder()
+        .var("ASAAS_TIMEOUT_MS", "300")
+        .start()
+        .await;
+    let demo = demo(&app).await;
+    let carlos = &demo.carlos.access_token;
+    app.asaas.set_fault(Fault::Delay(Duration::from_secs(3)));
+    let started = std::time::Instant::now();
+    let (status, body) = post(
+        &app,
+        &billing_path(ACCOUNT_A, "/subscribe"),
+        carlos,
+        Some(subscribe_body("starter")),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("billing_unavailable")),
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "bounded by the timeout: {:?}",
+        started.elapsed()
+    );
+    app.asaas.clear_fault();
+    let (_, body) = get(&app, &billing_path(ACCOUNT_A, ""), carlos).await;
+    assert_eq!(body["status"], "trialing");
 }

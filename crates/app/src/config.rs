@@ -124,6 +124,8 @@ pub struct Config {
     pub asaas_api_key: Option<Secret>,
     /// `ASAAS_WEBHOOK_TOKEN`.
     pub asaas_webhook_token: Option<Secret>,
+    /// `ASAAS_TIMEOUT_MS`: how long one Asaas call may take.
+    pub asaas_timeout: Duration,
     /// `HUB_PLATFORM_APP_SECRET`.
     pub platform_app_secret: Option<Secret>,
     /// `HUB_ALLOW_PRIVATE_UPSTREAMS`.
@@ -181,6 +183,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "ASAAS_URL",
     "ASAAS_API_KEY",
     "ASAAS_WEBHOOK_TOKEN",
+    "ASAAS_TIMEOUT_MS",
     "HUB_PLATFORM_APP_SECRET",
     "HUB_ALLOW_PRIVATE_UPSTREAMS",
     "HUB_BILLING_GRACE_DAYS",
@@ -426,6 +429,13 @@ impl Config {
             asaas_url,
             asaas_api_key: secret(src, "ASAAS_API_KEY"),
             asaas_webhook_token: secret(src, "ASAAS_WEBHOOK_TOKEN"),
+            asaas_timeout: Duration::from_millis(number(
+                src,
+                "ASAAS_TIMEOUT_MS",
+                10_000,
+                1,
+                120_000,
+            )?),
             platform_app_secret: secret(src, "HUB_PLATFORM_APP_SECRET"),
             allow_private_upstreams: boolean(src, "HUB_ALLOW_PRIVATE_UPSTREAMS", false)?,
             billing_grace_days: number(src, "HUB_BILLING_GRACE_DAYS", 7, 0, 365)?,
