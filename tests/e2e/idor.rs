@@ -10,10 +10,13 @@ use std::collections::BTreeMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use whatpro_chatwoot_sim::SimRole;
+use whatpro_entitlements::Resource;
 use whatpro_iam::{Action, Role, ScopeSet};
 use whatpro_testkit::TestApp;
 
 use crate::api_keys::new_key;
+use crate::inbox::connect;
+use crate::providers::{create_instance, create_provider, evolution_body, set_limits};
 use crate::support::{ACCOUNT_A, ACCOUNT_B, Login, add_user, authed, login, set_role};
 
 /// How to call one route: the action it needs, the body, and its non-account path ids.
@@ -33,6 +36,25 @@ fn subscription_body() -> Value {
         "billing_type": "PIX",
         "customer": {"name": "Tenant A", "cpf_cnpj": "52998224725", "email": "a@example.com"}
     })
+}
+
+/// A provider base URL nothing listens on (probes fail fast, which is all the matrix needs).
+const UNREACHABLE_PROVIDER: &str = "http://127.0.0.1:9";
+
+/// Tenant A's live instance (and its provider).
+fn a_instance(w: &World) -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        ("provider_id", w.a_provider.clone()),
+        ("instance_id", w.a_instance.clone()),
+    ])
+}
+
+/// Tenant B's instance (and its provider).
+fn b_instance(w: &World) -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        ("provider_id", w.b_provider.clone()),
+        ("instance_id", w.b_instance.clone()),
+    ])
 }
 
 /// Every account-scoped route must have a fixture here.
@@ -144,6 +166,119 @@ fn fixture(method: &str, path: &str) -> Option<Fixture> {
             own: none,
             foreign: none,
         },
+        ("put", "/api/v1/accounts/{account_id}/chatwoot/connection") => Fixture {
+            action: Action::SettingsWrite,
+            // The token of tenant A's administrator (user 100): replacing is repeatable.
+            body: Some(json!({"api_access_token": "tok-100-xxxxxxxxxxxxxxxx"})),
+            own: none,
+            foreign: none,
+        },
+        ("delete", "/api/v1/accounts/{account_id}/chatwoot/connection") => Fixture {
+            // Removing a missing connection succeeds; the PUT (run after it) restores it.
+            action: Action::SettingsWrite,
+            body: None,
+            own: none,
+            foreign: none,
+        },
+        ("get", "/api/v1/accounts/{account_id}/chatwoot/connection")
+        | ("get", "/api/v1/accounts/{account_id}/inboxes")
+        | ("get", "/api/v1/accounts/{account_id}/inboxes/sync-runs") => Fixture {
+            action: Action::InboxesRead,
+            body: None,
+            own: none,
+            foreign: none,
+        },
+        ("post", "/api/v1/accounts/{account_id}/inboxes/sync") => Fixture {
+            action: Action::InboxesWrite,
+            body: None,
+            own: none,
+            foreign: none,
+        },
+        ("post", "/api/v1/accounts/{account_id}/providers") => Fixture {
+            action: Action::ProvidersWrite,
+            body: Some(evolution_body(UNREACHABLE_PROVIDER)),
+            own: none,
+            foreign: none,
+        },
+        ("get", "/api/v1/accounts/{account_id}/providers") => Fixture {
+            action: Action::ProvidersRead,
+            body: None,
+            own: none,
+            foreign: none,
+        },
+        ("get", "/api/v1/accounts/{account_id}/providers/{provider_id}")
+        | ("get", "/api/v1/accounts/{account_id}/providers/{provider_id}/instances") => Fixture {
+            action: Action::ProvidersRead,
+            body: None,
+            own: |w| BTreeMap::from([("provider_id", w.a_provider.clone())]),
+            foreign: |w| BTreeMap::from([("provider_id", w.b_provider.clone())]),
+        },
+        ("patch", "/api/v1/accounts/{account_id}/providers/{provider_id}") => Fixture {
+            action: Action::ProvidersWrite,
+            body: Some(json!({"name": "idor"})),
+            own: |w| BTreeMap::from([("provider_id", w.a_provider.clone())]),
+            foreign: |w| BTreeMap::from([("provider_id", w.b_provider.clone())]),
+        },
+        ("delete", "/api/v1/accounts/{account_id}/providers/{provider_id}") => Fixture {
+            // Deleting a deleted provider succeeds without effect.
+            action: Action::ProvidersWrite,
+            body: None,
+            own: |w| BTreeMap::from([("provider_id", w.a_deleted_provider.clone())]),
+            foreign: |w| BTreeMap::from([("provider_id", w.b_provider.clone())]),
+        },
+        ("post", "/api/v1/accounts/{account_id}/providers/{provider_id}/instances") => Fixture {
+            action: Action::ProvidersWrite,
+            body: Some(json!({"name": "idor"})),
+            own: |w| BTreeMap::from([("provider_id", w.a_provider.clone())]),
+            foreign: |w| BTreeMap::from([("provider_id", w.b_provider.clone())]),
+        },
+        (
+            "get",
+            "/api/v1/accounts/{account_id}/providers/{provider_id}/instances/{instance_id}",
+        )
+        | (
+            "get",
+            "/api/v1/accounts/{account_id}/providers/{provider_id}/instances/{instance_id}/health",
+        ) => Fixture {
+            action: Action::ProvidersRead,
+            body: None,
+            own: a_instance,
+            foreign: b_instance,
+        },
+        (
+            "patch",
+            "/api/v1/accounts/{account_id}/providers/{provider_id}/instances/{instance_id}",
+        ) => Fixture {
+            action: Action::ProvidersWrite,
+            body: Some(json!({"name": "idor"})),
+            own: a_instance,
+            foreign: b_instance,
+        },
+        (
+            "post",
+            "/api/v1/accounts/{account_id}/providers/{provider_id}/instances/{instance_id}/probe",
+        ) => Fixture {
+            // The provider of the world does not answer: the probe records that, 200.
+            action: Action::ProvidersWrite,
+            body: None,
+            own: a_instance,
+            foreign: b_instance,
+        },
+        (
+            "delete",
+            "/api/v1/accounts/{account_id}/providers/{provider_id}/instances/{instance_id}",
+        ) => Fixture {
+            // Deleting a deleted instance succeeds without effect.
+            action: Action::ProvidersWrite,
+            body: None,
+            own: |w| {
+                BTreeMap::from([
+                    ("provider_id", w.a_provider.clone()),
+                    ("instance_id", w.a_deleted_instance.clone()),
+                ])
+            },
+            foreign: b_instance,
+        },
         _ => return None,
     })
 }
@@ -191,6 +326,18 @@ struct World {
     a_revoked_key: String,
     /// A key of B.
     b_key: String,
+    /// A provider of A (with instances).
+    a_provider: String,
+    /// A provider of A deleted by the matrix.
+    a_deleted_provider: String,
+    /// An instance of `a_provider`.
+    a_instance: String,
+    /// An instance of `a_provider` deleted by the matrix.
+    a_deleted_instance: String,
+    /// A provider of B.
+    b_provider: String,
+    /// An instance of `b_provider`.
+    b_instance: String,
 }
 
 async fn world(app: &TestApp) -> World {
@@ -233,6 +380,45 @@ async fn world(app: &TestApp) -> World {
     .await
     .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
+
+    // Inboxes and providers: A is connected to Chatwoot with its administrator's token, both
+    // tenants have providers and instances, and A's provider limits are lifted so that every
+    // caller allowed to create may do so.
+    set_limits(
+        app,
+        ACCOUNT_A,
+        &[(Resource::Providers, None), (Resource::Instances, None)],
+    )
+    .await;
+    let (status, body) = connect(app, &admin.access_token, ACCOUNT_A, &admin_token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let provider_body = evolution_body(UNREACHABLE_PROVIDER);
+    let a_provider = create_provider(app, &admin.access_token, ACCOUNT_A, &provider_body).await;
+    let a_deleted_provider =
+        create_provider(app, &admin.access_token, ACCOUNT_A, &provider_body).await;
+    let instance = json!({"name": "idor"});
+    let a_instance_id =
+        create_instance(app, &admin.access_token, ACCOUNT_A, &a_provider, &instance).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let a_deleted_instance =
+        create_instance(app, &admin.access_token, ACCOUNT_A, &a_provider, &instance).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let b_provider = create_provider(app, &b_admin.access_token, ACCOUNT_B, &provider_body).await;
+    let b_instance_id = create_instance(
+        app,
+        &b_admin.access_token,
+        ACCOUNT_B,
+        &b_provider,
+        &instance,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // Machine credentials with every scope each role may hold. Only admins create keys: each
     // user is an admin while creating theirs, then gets their role back (keys act with the
@@ -287,6 +473,12 @@ async fn world(app: &TestApp) -> World {
         a_rotated_key,
         a_revoked_key,
         b_key,
+        a_provider,
+        a_deleted_provider,
+        a_instance: a_instance_id,
+        a_deleted_instance,
+        b_provider,
+        b_instance: b_instance_id,
     }
 }
 

@@ -1,5 +1,5 @@
-//! Background jobs of one Hub instance: the usage-counter flush (and, as they land, billing
-//! sweeps, inbox re-syncs and provider health probes). They start with the server and stop
+//! Background jobs of one Hub instance: the usage-counter flush, billing sweeps, the periodic
+//! inbox re-sync and the provider health scheduler. They start with the server and stop
 //! after it, with a last flush so a clean shutdown loses no metering.
 
 use std::time::Duration;
@@ -10,7 +10,11 @@ use tokio::task::JoinHandle;
 use whatpro_entitlements::Metric;
 use whatpro_iam::PlatformScope;
 
+use crate::health_scheduler::{HEALTH_CONCURRENCY, HealthScheduler};
 use crate::state::AppState;
+
+/// Most accounts one scheduled inbox-sync round syncs (the rest wait for the next round).
+const INBOX_SYNC_BATCH: i64 = 1000;
 
 /// How often stored billing events are looked at when no webhook wakes the worker (failed
 /// events are retried after their 60 s lease).
@@ -122,6 +126,33 @@ impl Jobs {
                 }
             }
         }));
+
+        // Inbox mirror: re-sync every connected account once per interval.
+        let inbox = state.inbox.clone();
+        let interval = state.config.inbox_sync_interval;
+        tasks.push(every(interval, stopped.clone(), false, move || {
+            let inbox = inbox.clone();
+            async move {
+                match inbox
+                    .sync_due(
+                        &PlatformScope::for_system_jobs(),
+                        interval,
+                        INBOX_SYNC_BATCH,
+                    )
+                    .await
+                {
+                    Ok(round) => tracing::debug!(?round, "scheduled inbox sync round"),
+                    Err(e) => tracing::warn!(error = %e, "scheduled inbox sync round failed"),
+                }
+            }
+        }));
+
+        // Provider health: probe every instance about once per interval.
+        let scheduler = HealthScheduler::new(state.health.clone(), HEALTH_CONCURRENCY);
+        let stop_health = stopped.clone();
+        tasks.push(tokio::spawn(
+            async move { scheduler.run(stop_health).await },
+        ));
 
         Self { stop, tasks }
     }

@@ -7,6 +7,8 @@
 pub mod bench_support;
 pub mod config;
 pub mod dev;
+pub mod health_events;
+pub mod health_scheduler;
 pub mod http;
 pub mod jobs;
 pub mod startup;

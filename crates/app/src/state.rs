@@ -6,11 +6,13 @@ use whatpro_billing::BillingService;
 use whatpro_db::Pool;
 use whatpro_entitlements::{EntitlementsService, MeteringService};
 use whatpro_iam::IamService;
+use whatpro_inbox::{HealthService, InboxService, ProviderService};
 use whatpro_ratelimit::RateLimiter;
 use whatpro_telemetry::Metrics;
 use whatpro_tenancy::{PlatformAppService, TenancyService};
 
 use crate::config::Config;
+use crate::health_events::BroadcastHealthEvents;
 
 /// Shared application state (cheap to clone).
 #[derive(Clone)]
@@ -37,4 +39,12 @@ pub struct AppState {
     pub billing_events: Arc<tokio::sync::Notify>,
     /// Rate limits (in-process, or shared through Redis).
     pub limiter: Arc<dyn RateLimiter>,
+    /// The Chatwoot connection of each account and its inbox mirror.
+    pub inbox: Arc<InboxService>,
+    /// WhatsApp providers, their instances and provider webhooks.
+    pub providers: Arc<ProviderService>,
+    /// Instance health probes (the scheduler in `jobs` and probes on demand).
+    pub health: Arc<HealthService>,
+    /// Instance health transitions for the realtime layer (subscribe to receive them).
+    pub health_events: Arc<BroadcastHealthEvents>,
 }

@@ -8,7 +8,13 @@
 //! minimal actix-web handler, raw `SELECT 1` over the server's pool settings, and (for
 //! authenticated routes) the Hub's own `/healthz`. Results go to `<out>/foundation.json` and
 //! `<out>/foundation.md`.
+//!
+//! Then (unless `--skip-jobs`) it measures background work, which `whatpro-bench jobs
+//! [--quick]` also runs alone (see [`jobs`]): the health scheduler probing 10 000 instances
+//! against the fake provider server, and the inbox sync of accounts with 1 000 inboxes;
+//! results in `<out>/jobs.json` and `<out>/jobs.md`.
 
+mod jobs;
 mod loadgen;
 mod machine;
 mod plans;
@@ -95,6 +101,9 @@ struct Cli {
     /// Run only the ceilings (minimal actix-web, SELECT 1), without the Hub.
     #[arg(long)]
     skip_hub: bool,
+    /// Skip the background-job measurements (`jobs`) that follow the HTTP scenarios.
+    #[arg(long)]
+    skip_jobs: bool,
     /// Extra paired measurements of each target row and its reference (alternating which
     /// goes first); the verdict uses the median of all of them.
     #[arg(long, default_value_t = 4)]
@@ -114,6 +123,12 @@ enum Sub {
         #[arg(long)]
         workers: Option<usize>,
     },
+    /// Measures the inbox domain's background work: the health scheduler probing many
+    /// instances (probes/s, its CPU and peak RSS) and the inbox sync of large accounts.
+    Jobs(jobs::JobsArgs),
+    /// Runs the Hub's health scheduler for the `jobs` measurement (used by the harness).
+    #[command(hide = true)]
+    HealthWorker(jobs::WorkerArgs),
 }
 
 /// Parses `10s`, `1.5s`, `500ms`, `2m` or a bare number of seconds.
@@ -152,7 +167,15 @@ fn main() -> ExitCode {
         Some(Sub::ServeMinimal { port, workers }) => {
             runtime.block_on(serve_minimal(port, workers.unwrap_or_else(cores)))
         }
-        None => runtime.block_on(bench(&cli)),
+        Some(Sub::Jobs(args)) => runtime.block_on(jobs::run(&args)),
+        Some(Sub::HealthWorker(args)) => runtime.block_on(jobs::health_worker(&args)),
+        None => runtime.block_on(async {
+            bench(&cli).await?;
+            if cli.skip_jobs || cli.skip_hub {
+                return Ok(());
+            }
+            jobs::run(&jobs::JobsArgs::full(cli.out.clone())).await
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

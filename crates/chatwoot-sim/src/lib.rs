@@ -229,6 +229,92 @@ impl ChatwootSim {
         });
     }
 
+    /// Adds an inbox (an Inbox object as in `inboxes_index.json`; see
+    /// [`api_inbox`](Self::api_inbox)) or replaces the one with the same `id`.
+    pub fn add_inbox(&self, account_id: i64, inbox: Value) {
+        self.with_account(account_id, |a| {
+            let entry = model::InboxEntry {
+                value: inbox,
+                members: None,
+            };
+            match a.inboxes.iter_mut().find(|i| i.id() == entry.id()) {
+                Some(slot) => *slot = entry,
+                None => a.inboxes.push(entry),
+            }
+        });
+    }
+
+    /// Removes an inbox; `false` when the account has no inbox with that id.
+    pub fn remove_inbox(&self, account_id: i64, inbox_id: i64) -> bool {
+        let mut removed = false;
+        self.with_account(account_id, |a| {
+            let before = a.inboxes.len();
+            a.inboxes.retain(|i| i.id() != Some(inbox_id));
+            removed = a.inboxes.len() != before;
+        });
+        removed
+    }
+
+    /// The account's inbox ids, in the order `GET .../inboxes` lists them for an
+    /// administrator (by name).
+    pub fn inbox_ids(&self, account_id: i64) -> Vec<i64> {
+        let state = self.shared().lock_state();
+        let Some(account) = state.accounts.get(&account_id) else {
+            return Vec::new();
+        };
+        let mut inboxes: Vec<&model::InboxEntry> = account.inboxes.iter().collect();
+        inboxes.sort_by(|a, b| {
+            a.name()
+                .to_lowercase()
+                .cmp(&b.name().to_lowercase())
+                .then(a.id().cmp(&b.id()))
+        });
+        inboxes.iter().filter_map(|i| i.id()).collect()
+    }
+
+    /// An API-channel inbox shaped like the `Channel::Api` item of `inboxes_index.json`
+    /// (every key kept), with this id, name and `channel_id`.
+    pub fn api_inbox(id: i64, name: &str) -> Value {
+        let template = fixtures::INBOXES_JSON
+            .get("payload")
+            .and_then(Value::as_array)
+            .and_then(|items| {
+                items
+                    .iter()
+                    .find(|i| i.get("channel_type").and_then(Value::as_str) == Some("Channel::Api"))
+            })
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Map::new()));
+        let mut inbox = template;
+        if let Some(object) = inbox.as_object_mut() {
+            object.insert("id".to_owned(), Value::from(id));
+            object.insert("channel_id".to_owned(), Value::from(id));
+            object.insert("name".to_owned(), Value::from(name));
+            object.insert("channel_type".to_owned(), Value::from("Channel::Api"));
+        }
+        inbox
+    }
+
+    /// Adds `count` API-channel inboxes (`Seeded inbox 0001` ...) with ids from `first_id` up,
+    /// for load tests (e.g. the 1 000-inbox sync benchmark). Returns their ids.
+    pub fn seed_inboxes(&self, account_id: i64, first_id: i64, count: usize) -> Vec<i64> {
+        let ids: Vec<i64> = (0..count)
+            .filter_map(|i| i64::try_from(i).ok())
+            .map(|i| first_id.saturating_add(i))
+            .collect();
+        self.with_account(account_id, |a| {
+            for (n, id) in ids.iter().enumerate() {
+                let value = Self::api_inbox(*id, &format!("Seeded inbox {:04}", n + 1));
+                a.inboxes.retain(|i| i.id() != Some(*id));
+                a.inboxes.push(model::InboxEntry {
+                    value,
+                    members: None,
+                });
+            }
+        });
+        ids
+    }
+
     /// Restricts an inbox to these users (`None`: every account member). Agents only see
     /// inboxes they are members of; administrators see all.
     pub fn set_inbox_members(&self, account_id: i64, inbox_id: i64, members: Option<Vec<i64>>) {
@@ -324,6 +410,17 @@ impl ChatwootSim {
         let mut state = self.shared().lock_fault();
         state.fault = fault;
         state.remaining = None;
+    }
+
+    /// Failure injection for one route: every request whose path contains `path_piece` (e.g.
+    /// `"/inboxes"`) gets this fault until it is cleared with `None`; other routes answer
+    /// normally. Route faults win over [`set_fault`](Self::set_fault).
+    pub fn set_route_fault(&self, path_piece: &str, fault: Option<Fault>) {
+        let mut state = self.shared().lock_fault();
+        state.routes.retain(|(piece, _)| piece != path_piece);
+        if let Some(fault) = fault {
+            state.routes.push((path_piece.to_owned(), fault));
+        }
     }
 
     /// Failure injection for the next `times` requests only, then normal answers again.

@@ -22,16 +22,26 @@ use crate::types::{Fault, RecordedRequest};
 /// so a long `whatpro-hub dev` session does not grow without bound.
 pub(crate) const MAX_RECORDED_REQUESTS: usize = 10_000;
 
-/// The active fault and how many more requests it applies to (`None`: until cleared).
+/// The active fault and how many more requests it applies to (`None`: until cleared), and
+/// the faults of single routes (by a piece of their path).
 #[derive(Debug, Default)]
 pub(crate) struct FaultState {
     pub fault: Option<Fault>,
     pub remaining: Option<usize>,
+    pub routes: Vec<(String, Fault)>,
 }
 
 impl FaultState {
-    /// The fault for the next request, counting it down.
-    fn take(&mut self) -> Option<Fault> {
+    /// The fault for the next request to `path`: a route fault first (it stays until
+    /// cleared), else the global one, counting it down.
+    fn take(&mut self, path: &str) -> Option<Fault> {
+        if let Some((_, fault)) = self
+            .routes
+            .iter()
+            .find(|(piece, _)| path.contains(piece.as_str()))
+        {
+            return Some(*fault);
+        }
         let fault = self.fault?;
         if let Some(remaining) = self.remaining.as_mut() {
             *remaining = remaining.saturating_sub(1);
@@ -152,9 +162,16 @@ async fn respond(shared: &Shared, close: &Notify, req: Request<Incoming>) -> Res
         requests.push_back(recorded);
     }
 
-    let fault = shared.lock_fault().take();
+    let fault = shared.lock_fault().take(&path);
     match fault {
         Some(Fault::Status(status)) => return into_hyper(api::fault_response(status)),
+        Some(Fault::Garbage) => {
+            return into_hyper(ApiResponse::text(
+                200,
+                "text/html; charset=utf-8",
+                "<html><body><h1>Bad Gateway</h1>nginx</body></html>",
+            ));
+        }
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
         Some(Fault::Close) => {
             close.notify_one();

@@ -191,6 +191,8 @@ pub enum Fault {
     Delay(Duration),
     /// Drop the connection without answering.
     Close,
+    /// Answer 200 with an HTML page instead of JSON (a proxy's error page, a captive portal).
+    Garbage,
 }
 
 /// One request the simulator received (see [`crate::ChatwootSim::requests`]).

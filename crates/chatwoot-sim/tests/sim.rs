@@ -1311,3 +1311,69 @@ async fn set_page_serves_html_on_the_simulator_origin() {
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn route_faults_hit_only_their_route_and_garbage_is_html() {
+    let (sim, seed) = start().await;
+    let token = &seed.admin.access_token;
+    sim.set_route_fault("/inboxes", Some(Fault::Status(500)));
+    assert_eq!(get(&sim, "/api/v1/accounts/1/inboxes", token).await.0, 500);
+    assert_eq!(get(&sim, "/api/v1/accounts/1/inboxes", token).await.0, 500);
+    assert_eq!(get(&sim, "/api/v1/profile", token).await.0, 200);
+    sim.set_route_fault("/inboxes", Some(Fault::Garbage));
+    let (status, body) = get(&sim, "/api/v1/accounts/1/inboxes", token).await;
+    assert_eq!(status, 200);
+    assert!(body.as_str().unwrap().starts_with("<html>"), "{body}");
+    sim.set_route_fault("/inboxes", Some(Fault::Status(401)));
+    assert_eq!(get(&sim, "/api/v1/accounts/1/inboxes", token).await.0, 401);
+    // A route fault wins over the global one; clearing it restores normal answers.
+    sim.set_fault(Some(Fault::Status(503)));
+    assert_eq!(get(&sim, "/api/v1/accounts/1/inboxes", token).await.0, 401);
+    sim.set_fault(None);
+    sim.set_route_fault("/inboxes", None);
+    assert_eq!(get(&sim, "/api/v1/accounts/1/inboxes", token).await.0, 200);
+}
+
+#[tokio::test]
+async fn inboxes_can_be_added_removed_and_seeded_in_bulk() {
+    let (sim, seed) = start().await;
+    let token = &seed.admin.access_token;
+    let fixture = shared_json("api/inboxes_index.json");
+    let before = sim.inbox_ids(1);
+    assert_eq!(before.len(), 3);
+
+    sim.add_inbox(1, ChatwootSim::api_inbox(501, "Atendimento Norte"));
+    let (_, body) = get(&sim, "/api/v1/accounts/1/inboxes", token).await;
+    let added = body["payload"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == json!(501))
+        .unwrap()
+        .clone();
+    assert_eq!(added["name"], json!("Atendimento Norte"));
+    assert_eq!(added["channel_type"], json!("Channel::Api"));
+    let api_example = fixture["payload"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["channel_type"] == json!("Channel::Api"))
+        .unwrap();
+    assert_same_keys(&added, api_example, "inbox 501");
+
+    // Replacing keeps one entry per id.
+    sim.add_inbox(1, ChatwootSim::api_inbox(501, "Atendimento Sul"));
+    assert_eq!(sim.inbox_ids(1).len(), 4);
+    assert!(sim.remove_inbox(1, 501));
+    assert!(!sim.remove_inbox(1, 501));
+    assert_eq!(sim.inbox_ids(1), before);
+
+    let seeded = sim.seed_inboxes(1, 10_000, 1000);
+    assert_eq!(seeded.len(), 1000);
+    assert_eq!(seeded[0], 10_000);
+    let (status, body) = get(&sim, "/api/v1/accounts/1/inboxes", token).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["payload"].as_array().unwrap().len(), 1003);
+    // Other accounts are untouched.
+    assert_eq!(sim.inbox_ids(9).len(), 3);
+}

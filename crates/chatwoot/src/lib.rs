@@ -11,12 +11,16 @@
 //! It implements the [`whatpro_iam::ChatwootIdentity`] port (SSO verification) over
 //! `GET /api/v1/profile` and `GET /auth/validate_token`, and the
 //! [`whatpro_tenancy::ChatwootDashboardApps`] port over `.../dashboard_apps` (registering the Hub
-//! as a Dashboard App).
+//! as a Dashboard App), and the [`whatpro_inbox::ChatwootAccounts`] port over
+//! `GET /api/v1/accounts/{id}/inboxes` and `GET /api/v1/profile` (an account's inboxes, and
+//! whether a token belongs to an administrator of the account).
 
 mod client;
 mod dashboard_apps;
 mod error;
 mod identity;
+mod inboxes;
 
 pub use client::{ChatwootClient, ClientSettings, MAX_BODY_BYTES, RETRY_DELAY};
 pub use error::ChatwootError;
+pub use inboxes::AccountStanding;

@@ -5,7 +5,8 @@
 //! [`PgIdentityStore`] and [`PgCredentialStore`] (and their caches [`CachedIdentityStore`],
 //! [`CachedCredentialStore`]) for `whatpro-iam`,
 //! [`PgMemberRepository`], [`PgAuditLog`], [`PgAccountDirectory`] and
-//! [`PgAccountInstallations`] (Platform App events) for `whatpro-tenancy`.
+//! [`PgAccountInstallations`] (Platform App events) for `whatpro-tenancy`;
+//! [`PgInboxStore`] and [`PgProviderStore`] for `whatpro-inbox`.
 //! Nothing outside this crate uses diesel.
 
 mod billing;
@@ -13,6 +14,7 @@ mod credentials;
 mod entitlements;
 mod iam;
 mod iam_cache;
+mod inbox;
 mod platform;
 mod pool;
 mod schema;
@@ -27,6 +29,7 @@ pub use iam_cache::{
     CacheSettings, CachedCredentialStore, CachedIdentityStore, IamInvalidator,
     LISTENER_APPLICATION_NAME,
 };
+pub use inbox::{PgInboxStore, PgProviderStore};
 pub use platform::PgAccountInstallations;
 pub use pool::{DbError, Pool, PoolSettings, PoolStatus, build_pool, ping, pool_status};
 pub use schema::schema_mismatches;

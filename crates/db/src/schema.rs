@@ -247,6 +247,122 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Each account's Chatwoot connection (token sealed) and its inbox-sync lease.
+    chatwoot_connections (account_id) {
+        account_id -> Int8,
+        sealed_token -> Text,
+        chatwoot_user_id -> Int8,
+        chatwoot_user_name -> Text,
+        verified_at -> Timestamptz,
+        sync_lease_until -> Nullable<Timestamptz>,
+        last_sync_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// The inbox mirror of Chatwoot, per account.
+    inboxes (account_id, id) {
+        account_id -> Int8,
+        id -> Uuid,
+        chatwoot_inbox_id -> Int8,
+        name -> Text,
+        channel_type -> Text,
+        over_quota -> Bool,
+        first_seen_at -> Timestamptz,
+        last_synced_at -> Timestamptz,
+        removed_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Inbox sync runs.
+    inbox_sync_runs (account_id, id) {
+        account_id -> Int8,
+        id -> Uuid,
+        triggered_by -> Text,
+        status -> Text,
+        started_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+        fetched -> Int4,
+        added -> Int4,
+        updated -> Int4,
+        unchanged -> Int4,
+        removed -> Int4,
+        restored -> Int4,
+        over_quota -> Int4,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// WhatsApp providers of an account (credentials sealed; tombstoned on delete).
+    providers (account_id, id) {
+        account_id -> Int8,
+        id -> Uuid,
+        provider_type -> Text,
+        name -> Text,
+        base_url -> Text,
+        sealed_credentials -> Text,
+        credential_keys -> Array<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    /// Instances of a provider (webhook token stored as SHA-256; tombstoned on delete).
+    provider_instances (account_id, id) {
+        account_id -> Int8,
+        id -> Uuid,
+        provider_id -> Uuid,
+        name -> Text,
+        inbox_id -> Nullable<Uuid>,
+        sealed_credentials -> Nullable<Text>,
+        credential_keys -> Array<Text>,
+        webhook_token_hash -> Bytea,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    /// Current health of each live instance and its next probe.
+    instance_health (account_id, instance_id) {
+        account_id -> Int8,
+        instance_id -> Uuid,
+        state -> Text,
+        checked_at -> Nullable<Timestamptz>,
+        latency_ms -> Nullable<Int8>,
+        reason -> Nullable<Text>,
+        consecutive_failures -> Int4,
+        last_event_at -> Nullable<Timestamptz>,
+        last_event_type -> Nullable<Text>,
+        next_check_at -> Timestamptz,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    /// Health transitions of instances (history).
+    instance_health_events (account_id, id) {
+        account_id -> Int8,
+        id -> Uuid,
+        instance_id -> Uuid,
+        state -> Text,
+        previous_state -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        latency_ms -> Nullable<Int8>,
+        source -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(account_members -> accounts (account_id));
 diesel::joinable!(account_members -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -275,6 +391,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     billing_accounts,
     billing_payments,
     billing_events,
+    chatwoot_connections,
+    inboxes,
+    inbox_sync_runs,
+    providers,
+    provider_instances,
+    instance_health,
+    instance_health_events,
 );
 
 /// One declared column: name, nullable, type OID.
@@ -388,6 +511,13 @@ fn declared_tables() -> Vec<(String, Vec<DeclaredColumn>)> {
         describe_table!(billing_accounts),
         describe_table!(billing_payments),
         describe_table!(billing_events),
+        describe_table!(chatwoot_connections),
+        describe_table!(inboxes),
+        describe_table!(inbox_sync_runs),
+        describe_table!(providers),
+        describe_table!(provider_instances),
+        describe_table!(instance_health),
+        describe_table!(instance_health_events),
     ]
 }
 

@@ -8,10 +8,12 @@ pub mod entitlements;
 pub mod error;
 pub mod extract;
 pub mod iam;
+pub mod inbox;
 pub mod instance_tokens;
 pub mod observe;
 pub mod ops;
 pub mod platform;
+pub mod providers;
 pub mod request_id;
 pub mod security;
 pub mod tenancy;
@@ -90,6 +92,25 @@ fn routes(cfg: &mut ServiceConfig) {
         .service(platform::config)
         .service(platform::events)
         .service(platform::register_dashboard_app)
+        .service(inbox::put_connection)
+        .service(inbox::get_connection)
+        .service(inbox::delete_connection)
+        .service(inbox::list_inboxes)
+        .service(inbox::sync_inboxes)
+        .service(inbox::list_sync_runs)
+        .service(providers::create_provider)
+        .service(providers::list_providers)
+        .service(providers::get_provider)
+        .service(providers::update_provider)
+        .service(providers::delete_provider)
+        .service(providers::create_instance)
+        .service(providers::list_instances)
+        .service(providers::get_instance)
+        .service(providers::update_instance)
+        .service(providers::delete_instance)
+        .service(providers::health_history)
+        .service(providers::probe_instance)
+        .service(providers::provider_webhook)
         .service(entitlements::list_plans)
         .service(entitlements::save_plan)
         .service(entitlements::set_account_entitlements)

@@ -299,7 +299,8 @@ pub async fn events(
     }))
 }
 
-/// Registers the Hub (`/embed/app`) as a Dashboard App of the Chatwoot account (admins). An
+/// Registers the Hub (`/embed/app`) as a Dashboard App of the Chatwoot account (admins), with
+/// the account's stored Chatwoot connection when there is one, else with the body's token. An
 /// app already framing the Hub is answered with 200 instead of creating a second one.
 #[utoipa::path(
     tag = "platform-app",
@@ -321,12 +322,15 @@ pub async fn register_dashboard_app(
     state: web::Data<AppState>,
     body: web::Json<DashboardAppRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    // When the per-account Chatwoot connection exists (a later issue), it is used first.
-    let token = body
-        .into_inner()
-        .api_access_token
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty() && t.len() <= 512)
+    // The account's stored Chatwoot connection is used first; else the body's token.
+    let stored = state.inbox.stored_token(&auth.scope).await?;
+    let token = stored
+        .or_else(|| {
+            body.into_inner()
+                .api_access_token
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty() && t.len() <= 512)
+        })
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

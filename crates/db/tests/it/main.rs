@@ -12,6 +12,7 @@ mod billing;
 mod cache;
 mod credentials;
 mod entitlements;
+mod inbox;
 mod installations;
 mod login;
 mod members;

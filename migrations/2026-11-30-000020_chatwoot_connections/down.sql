@@ -1,0 +1,1 @@
+DROP TABLE chatwoot_connections;
