@@ -609,6 +609,58 @@ async fn fifty_parallel_creates_for_the_last_provider_slot_give_exactly_one() {
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_parallel_creates_for_the_last_instance_slot_give_exactly_one() {
+    let app = TestApp::spawn().await;
+    let demo = demo(&app).await;
+    let admin = demo.carlos.access_token.clone();
+    let provider = create_provider(
+        &app,
+        &admin,
+        ACCOUNT_A,
+        &evolution_body("http://127.0.0.1:9"),
+    )
+    .await;
+    // The trial plan allows 3 instances: 2 exist, one slot is left.
+    for name in ["vendas", "suporte"] {
+        create_instance(&app, &admin, ACCOUNT_A, &provider, &json!({"name": name})).await;
+    }
+    let mut tasks = Vec::new();
+    for n in 0..50 {
+        let client = app.client.clone();
+        let url = app.url(&instances_path(ACCOUNT_A, &provider));
+        let admin = admin.clone();
+        tasks.push(tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .bearer_auth(admin)
+                .json(&json!({"name": format!("race-{n}")}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let body: Value = response.json().await.unwrap();
+            (status, body)
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        match status {
+            StatusCode::CREATED => created += 1,
+            StatusCode::FORBIDDEN => {
+                assert_eq!(body["code"], "quota_exceeded");
+                assert_eq!(body["details"][0]["resource"], "max_instances");
+                assert_eq!((body["details"][0]["limit"].as_i64(), body["details"][0]["used"].as_i64()), (Some(3), Some(3)));
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(created, 1);
+    let (_, list) = get(&app, &instances_path(ACCOUNT_A, &provider), &admin).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 3);
+}
+
 /// An app whose health thresholds make every state reachable in a test, with the scheduler
 /// out of the way (probes are asked for through the API).
 async fn health_app() -> (TestApp, Demo, ProvidersSim) {

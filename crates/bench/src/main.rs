@@ -391,10 +391,12 @@ fn notes(skip_hub: bool) -> Vec<String> {
                 .to_owned(),
         );
         notes.push(
-            "The write-path rows run in the bench process over the Hub's database and the \
-             Hub's own adapters: one transaction inserting a row and its audit row, alone \
-             (off) or after the metering record and a quota reservation \
-             (`check_and_reserve`, one conditional upsert) (on), measured back to back."
+            "The create-instance rows run in the bench process over the Hub's database with \
+             the Hub's own provider service and Postgres store (validation, webhook token, \
+             insert and audit in one transaction): with the entitlements service as the quota \
+             port and the metering record (on), or with a no-op quota port (off), measured \
+             back to back; each worker creates in its own account, except in the one-account \
+             row."
                 .to_owned(),
         );
         notes.push(
@@ -510,9 +512,11 @@ async fn run_scenarios(
         if let Some(addr) = hub_addr {
             let write = match &write_setup {
                 Some(w) => w.clone(),
-                None => write_setup
-                    .insert(plans::WriteSetup::new(pool.clone(), 1).await?)
-                    .clone(),
+                None => {
+                    let tenants = cli.connections.iter().copied().max().unwrap_or(1);
+                    let setup = plans::WriteSetup::new(pool.clone(), tenants).await?;
+                    write_setup.insert(setup).clone()
+                }
             };
             webhook_run += 1;
             for row in plans_rows(addr, &write, conns, schedule, webhook_run).await? {
@@ -539,7 +543,6 @@ async fn run_scenarios(
         invalid += usize::from(mostly_failed(&row.stats));
         rows.push(row);
     }
-    pool.close();
 
     // Report grouped by section (in order of first declaration), then by scenario (in
     // declaration order), then by concurrency (the sort is stable).
@@ -622,6 +625,7 @@ async fn run_scenarios(
         );
         goal.add_samples(&repeats);
     }
+    pool.close();
     Ok(RunResults {
         rows,
         goals,
@@ -648,7 +652,7 @@ async fn measure_named(
         };
         let with_checks = name == plans::WRITE_ON;
         let workers = (0..conns)
-            .map(|_| plans::WriteWorker::new(write.clone(), with_checks))
+            .map(|i| plans::WriteWorker::new(write.clone(), with_checks, i, true))
             .collect();
         return Ok(Some(loadgen::run(workers, schedule).await?.rps));
     }
@@ -686,13 +690,17 @@ async fn plans_rows(
         ratios: Vec::new(),
     };
     let off = (0..conns)
-        .map(|_| plans::WriteWorker::new(write.clone(), false))
+        .map(|i| plans::WriteWorker::new(write.clone(), false, i, true))
         .collect();
     let off = loadgen::run(off, schedule).await?;
     let on = (0..conns)
-        .map(|_| plans::WriteWorker::new(write.clone(), true))
+        .map(|i| plans::WriteWorker::new(write.clone(), true, i, true))
         .collect();
     let on = loadgen::run(on, schedule).await?;
+    let one_account = (0..conns)
+        .map(|i| plans::WriteWorker::new(write.clone(), true, i, false))
+        .collect();
+    let one_account = loadgen::run(one_account, schedule).await?;
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let webhooks = (0..conns)
         .map(|_| plans::WebhookWorker::new(hub, Arc::clone(&next), run))
@@ -704,6 +712,12 @@ async fn plans_rows(
             plans::WRITE_ON,
             "in-process",
             on,
+            vec![plans::WRITE_OFF.to_owned()],
+        ),
+        row(
+            plans::WRITE_ON_ONE_ACCOUNT,
+            "in-process",
+            one_account,
             vec![plans::WRITE_OFF.to_owned()],
         ),
         row(plans::WEBHOOKS, "hub", webhooks, Vec::new()),

@@ -7,15 +7,24 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use diesel::sql_types::{BigInt, Text};
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel::sql_types::BigInt;
+use diesel_async::RunQueryDsl;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::client::conn::http1::SendRequest;
-use whatpro_db::Pool;
-use whatpro_entitlements::{EntitlementsService, MeteringService, Overrides, Resource};
-use whatpro_iam::{PlatformScope, TenantScope};
-use whatpro_kernel::{AccountId, SystemClock, UserId};
+use whatpro_app::health_events::BroadcastHealthEvents;
+use whatpro_crypto::{HubWebhookTokens, KeyRing, SecretBox};
+use whatpro_db::{PgProviderStore, Pool};
+use whatpro_entitlements::{
+    EntitlementError, EntitlementsService, MeteringService, Overrides, Reservation, Resource,
+};
+use whatpro_iam::{AuditContext, PlatformScope, TenantScope};
+use whatpro_inbox::{
+    Credentials, HealthSettings, InstanceRequest, ProviderId, ProviderPorts, ProviderRequest,
+    ProviderService, ProviderStore, Quotas,
+};
+use whatpro_kernel::{AccountId, SystemClock, UserId, UuidV7Gen};
+use whatpro_netguard::UrlGuard;
 
 use crate::AnyResult;
 use crate::loadgen::{Outcome, Worker, connect};
@@ -23,10 +32,14 @@ use crate::scenario::Goal;
 
 /// Report section of these rows.
 pub const SECTION: &str = "plans and billing";
-/// The write path without quota check and metering.
-pub const WRITE_OFF: &str = "write path (row + audit in one transaction), quota + metering off";
-/// The same write path with the quota reservation and metering in front.
-pub const WRITE_ON: &str = "write path (row + audit in one transaction), quota + metering on";
+/// The write path (creating a provider instance through the Hub's own service and store)
+/// without quota check and metering.
+pub const WRITE_OFF: &str = "create instance (service + Postgres), quota + metering off";
+/// The same write path with the quota reservation and metering, as the Hub runs it.
+pub const WRITE_ON: &str = "create instance (service + Postgres), quota + metering on";
+/// The same, every worker creating in the same account (reservations queue on one counter
+/// row: the price of exact limits under concurrency).
+pub const WRITE_ON_ONE_ACCOUNT: &str = "create instance, quota + metering on, all in one account";
 /// Asaas webhooks, each with a new event id.
 pub const WEBHOOKS: &str = "hub POST /api/v1/webhooks/asaas (new event ids)";
 /// The `ASAAS_WEBHOOK_TOKEN` the bench gives the Hub.
@@ -41,31 +54,83 @@ pub fn write_goal(connections: usize) -> Goal {
         connections,
         of: WRITE_OFF.to_owned(),
         min_percent: 95.0,
-        label: ">= 95% of the same write without quota + metering".to_owned(),
+        label: ">= 95% of the same create without quota + metering".to_owned(),
     }
 }
 
-/// The table the write path writes to (created by the bench in its throwaway database).
-const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS bench_writes (
-    id BIGSERIAL PRIMARY KEY, account_id BIGINT NOT NULL, payload TEXT NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL DEFAULT now())";
+/// First account id of the bench's tenants (one per worker).
+const FIRST_ACCOUNT: i64 = 900_000;
 
-/// What the write path needs: the services (as the Hub builds them) over the bench's pool.
+/// A quota port that takes nothing and checks nothing: the "off" side of the comparison
+/// (bench only; the Hub always uses the entitlements service).
+struct NoQuotas;
+
+#[async_trait::async_trait]
+impl Quotas for NoQuotas {
+    async fn reserve(
+        &self,
+        _scope: &TenantScope,
+        resource: Resource,
+    ) -> Result<Reservation, EntitlementError> {
+        Ok(Reservation {
+            resource,
+            period: String::new(),
+        })
+    }
+
+    async fn release(
+        &self,
+        _scope: &TenantScope,
+        _reservation: Reservation,
+    ) -> Result<(), EntitlementError> {
+        Ok(())
+    }
+
+    async fn limit(
+        &self,
+        _scope: &TenantScope,
+        _resource: Resource,
+    ) -> Result<Option<i64>, EntitlementError> {
+        Ok(None)
+    }
+}
+
+fn provider_service(pool: &Pool, keys: &KeyRing, quotas: Arc<dyn Quotas>) -> ProviderService {
+    let store: Arc<dyn ProviderStore> = Arc::new(PgProviderStore::new(pool.clone()));
+    ProviderService::new(
+        ProviderPorts {
+            store,
+            urls: Arc::new(UrlGuard::new(true)),
+            sealer: Arc::new(SecretBox::new(keys.clone())),
+            tokens: Arc::new(HubWebhookTokens),
+            quotas,
+            events: Arc::new(BroadcastHealthEvents::new()),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidV7Gen),
+        },
+        HealthSettings::default(),
+        PlatformScope::for_system_jobs(),
+    )
+}
+
+/// The services (as the Hub builds them, one with and one without quotas) and one account
+/// with one provider per worker.
 #[derive(Clone)]
 pub struct WriteSetup {
-    pool: Pool,
-    entitlements: Arc<EntitlementsService>,
+    on: Arc<ProviderService>,
+    off: Arc<ProviderService>,
     metering: Arc<MeteringService>,
-    scope: TenantScope,
+    tenants: Arc<Vec<(TenantScope, ProviderId)>>,
 }
 
 impl WriteSetup {
-    /// Prepares account `account` (which must exist): no limit on boards (so reservations
-    /// never run out during the run) and the bench table.
+    /// Creates `tenants` accounts (rows in `accounts`, as Chatwoot logins would), lifts their
+    /// instance limit out of the way, and gives each an Evolution provider.
     ///
     /// # Errors
-    /// When the database refuses.
-    pub async fn new(pool: Pool, account: i64) -> AnyResult<Self> {
+    /// When the database or a service refuses.
+    pub async fn new(pool: Pool, tenants: usize) -> AnyResult<Self> {
+        let keys = KeyRing::generate().map_err(|e| e.to_string())?;
         let entitlements = Arc::new(EntitlementsService::new(
             Arc::new(whatpro_db::PgEntitlementStore::new(pool.clone())),
             Arc::new(SystemClock),
@@ -74,22 +139,56 @@ impl WriteSetup {
             Arc::new(whatpro_db::PgUsageStore::new(pool.clone())),
             Arc::new(SystemClock),
         ));
-        let scope = PlatformScope::for_system_jobs().tenant(AccountId::new(account));
-        let overrides = Overrides {
-            limits: [(Resource::Boards, Some(i64::MAX))].into(),
-            features: Default::default(),
-        };
-        entitlements
-            .set_account(&scope, None, Some(overrides))
-            .await
-            .map_err(|e| format!("cannot prepare the bench account: {e}"))?;
+        let on = provider_service(&pool, &keys, Arc::clone(&entitlements) as Arc<dyn Quotas>);
+        let off = provider_service(&pool, &keys, Arc::new(NoQuotas));
+        let count = i64::try_from(tenants)?;
         let mut conn = pool.get().await?;
-        diesel::sql_query(CREATE_TABLE).execute(&mut conn).await?;
+        diesel::sql_query(
+            "INSERT INTO accounts (id, name) SELECT g, 'Bench ' || g FROM generate_series($1, $2) g
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind::<BigInt, _>(FIRST_ACCOUNT)
+        .bind::<BigInt, _>(FIRST_ACCOUNT + count - 1)
+        .execute(&mut conn)
+        .await?;
+        drop(conn);
+        let audit = AuditContext {
+            request_id: "bench".to_owned(),
+            ip: None,
+        };
+        let mut list = Vec::with_capacity(tenants);
+        for n in 0..count {
+            let scope = PlatformScope::for_system_jobs().tenant(AccountId::new(FIRST_ACCOUNT + n));
+            let overrides = Overrides {
+                limits: [(Resource::Instances, Some(i64::MAX))].into(),
+                features: Default::default(),
+            };
+            entitlements
+                .set_account(&scope, None, Some(overrides))
+                .await
+                .map_err(|e| format!("cannot prepare bench account: {e}"))?;
+            let provider = on
+                .create_provider(
+                    &scope,
+                    ProviderRequest {
+                        provider_type: "evolution".to_owned(),
+                        name: "bench".to_owned(),
+                        base_url: "http://127.0.0.1:9".to_owned(),
+                        credentials: Credentials::new(
+                            [("api_key".to_owned(), "bench-key".to_owned())].into(),
+                        ),
+                    },
+                    &audit,
+                )
+                .await
+                .map_err(|e| format!("cannot create a bench provider: {e}"))?;
+            list.push((scope, provider.id));
+        }
         Ok(Self {
-            pool,
-            entitlements,
+            on: Arc::new(on),
+            off: Arc::new(off),
             metering,
-            scope,
+            tenants: Arc::new(list),
         })
     }
 }
@@ -98,45 +197,60 @@ impl WriteSetup {
 pub struct WriteWorker {
     setup: WriteSetup,
     with_checks: bool,
+    tenant: usize,
+    n: u64,
 }
 
 impl WriteWorker {
-    /// A worker; `with_checks` puts the quota reservation and metering in front of the write.
-    pub fn new(setup: WriteSetup, with_checks: bool) -> Self {
-        Self { setup, with_checks }
+    /// Worker `index`; `with_checks` uses the Hub's quota reservation and metering;
+    /// `spread` gives each worker its own account (else every worker uses the first).
+    pub fn new(setup: WriteSetup, with_checks: bool, index: usize, spread: bool) -> Self {
+        let tenant = if spread {
+            index % setup.tenants.len().max(1)
+        } else {
+            0
+        };
+        Self {
+            setup,
+            with_checks,
+            tenant,
+            n: 0,
+        }
     }
 
-    async fn write(&self) -> AnyResult<()> {
-        let account = self.setup.scope.account_id().get();
-        if self.with_checks {
+    async fn write(&mut self) -> AnyResult<()> {
+        let (scope, provider) = self
+            .setup
+            .tenants
+            .get(self.tenant)
+            .ok_or("no bench tenant")?
+            .clone();
+        let service = if self.with_checks {
             self.setup
                 .metering
-                .record_call(self.setup.scope.account_id(), Some(UserId::new(1)));
-            // The slot stays taken: the row below is the board it was reserved for.
-            let _board = self
-                .setup
-                .entitlements
-                .check_and_reserve(&self.setup.scope, Resource::Boards)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        let mut conn = self.setup.pool.get().await?;
-        conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-            diesel::sql_query("INSERT INTO bench_writes (account_id, payload) VALUES ($1, $2)")
-                .bind::<BigInt, _>(account)
-                .bind::<Text, _>("a board")
-                .execute(conn)
-                .await?;
-            diesel::sql_query(
-                "INSERT INTO audit_log (id, account_id, actor_type, actor_id, action, target, metadata, created_at)
-                 VALUES (gen_random_uuid(), $1, 'user', '1', 'bench.write', NULL, '{}', now())",
+                .record_call(scope.account_id(), Some(UserId::new(1)));
+            &self.setup.on
+        } else {
+            &self.setup.off
+        };
+        self.n += 1;
+        let audit = AuditContext {
+            request_id: "bench".to_owned(),
+            ip: None,
+        };
+        service
+            .create_instance(
+                &scope,
+                provider,
+                InstanceRequest {
+                    name: format!("bench-{}-{}", self.tenant, self.n),
+                    inbox_id: None,
+                    credentials: None,
+                },
+                &audit,
             )
-            .bind::<BigInt, _>(account)
-            .execute(conn)
-            .await?;
-            Ok(())
-        })
-        .await?;
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Date as SqlDate, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Date as SqlDate, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::{Map, Value};
 use time::Date;
@@ -177,13 +177,50 @@ struct Used {
     used: i64,
 }
 
-/// One conditional upsert: takes a slot unless the counter already reached the limit.
-const RESERVE_SQL: &str = "
+/// The account's limit of resource `$2` (NULL: unlimited): the override when the key is
+/// present (a JSON null override means unlimited), else the plan's. Mirrors
+/// `EffectiveEntitlements::of`; a test keeps the two in step.
+const LIMIT_CTE: &str = "
+WITH lim AS (
+    SELECT CASE WHEN v IS NULL OR jsonb_typeof(v) = 'null' THEN NULL::int8
+                ELSE (v #>> '{}')::int8 END AS max
+      FROM (SELECT COALESCE(ae.limit_overrides -> $2, p.limits -> $2) AS v
+              FROM plans p
+              LEFT JOIN account_entitlements ae ON ae.account_id = $1
+             WHERE p.id = COALESCE(ae.plan_id, 'trial')) x
+)";
+
+/// One conditional upsert, limit included: takes a slot unless the counter already reached
+/// the limit. Concurrent reservations serialise on the counter row.
+fn reserve_sql() -> String {
+    format!(
+        "{LIMIT_CTE}
 INSERT INTO quota_counters AS q (account_id, resource, period, used)
-SELECT $1, $2, $3, 1 WHERE $4::int8 IS NULL OR $4::int8 >= 1
+SELECT $1, $2, $3, 1 FROM lim WHERE lim.max IS NULL OR lim.max >= 1
 ON CONFLICT (account_id, resource, period)
-DO UPDATE SET used = q.used + 1 WHERE $4::int8 IS NULL OR q.used < $4::int8
-RETURNING used";
+DO UPDATE SET used = q.used + 1
+ WHERE (SELECT max FROM lim) IS NULL OR q.used < (SELECT max FROM lim)
+RETURNING used"
+    )
+}
+
+/// Usage and limit after a refused reservation.
+fn refused_sql() -> String {
+    format!(
+        "{LIMIT_CTE}
+SELECT coalesce((SELECT used FROM quota_counters
+                  WHERE account_id = $1 AND resource = $2 AND period = $3), 0) AS used,
+       coalesce((SELECT max FROM lim), 0) AS max"
+    )
+}
+
+#[derive(QueryableByName)]
+struct Refused {
+    #[diesel(sql_type = BigInt)]
+    used: i64,
+    #[diesel(sql_type = BigInt)]
+    max: i64,
+}
 
 #[async_trait]
 impl EntitlementStore for PgEntitlementStore {
@@ -356,32 +393,29 @@ impl EntitlementStore for PgEntitlementStore {
         scope: &TenantScope,
         resource: Resource,
         period: &str,
-        limit: LimitValue,
     ) -> Result<ReserveOutcome, StoreError> {
         let account = scope.account_id().get();
         let mut conn = self.pool.get().await.map_err(pool_error)?;
-        let granted: Vec<Used> = diesel::sql_query(RESERVE_SQL)
+        let granted: Vec<Used> = diesel::sql_query(reserve_sql())
             .bind::<BigInt, _>(account)
             .bind::<Text, _>(resource.limit_key())
             .bind::<Text, _>(period)
-            .bind::<Nullable<BigInt>, _>(limit)
             .load(&mut conn)
             .await
             .map_err(|e| db_error("reserve quota", &e))?;
         if let Some(row) = granted.into_iter().next() {
             return Ok(ReserveOutcome::Granted { used: row.used });
         }
-        let used: Option<i64> = quota_counters::table
-            .filter(quota_counters::account_id.eq(account))
-            .filter(quota_counters::resource.eq(resource.limit_key()))
-            .filter(quota_counters::period.eq(period))
-            .select(quota_counters::used)
-            .first(&mut conn)
+        let refused: Refused = diesel::sql_query(refused_sql())
+            .bind::<BigInt, _>(account)
+            .bind::<Text, _>(resource.limit_key())
+            .bind::<Text, _>(period)
+            .get_result(&mut conn)
             .await
-            .optional()
             .map_err(|e| db_error("read quota", &e))?;
         Ok(ReserveOutcome::Exceeded {
-            used: used.unwrap_or(0),
+            used: refused.used,
+            limit: refused.max,
         })
     }
 

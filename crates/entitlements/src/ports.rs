@@ -8,7 +8,7 @@ use whatpro_iam::{PlatformScope, StoreError, TenantScope};
 
 use crate::error::EntitlementError;
 use crate::meter::{ActiveUsers, MeterSnapshot, UsageDay, UsageTotals};
-use crate::model::{AccountEntitlements, LimitValue, Overrides, Plan, PlanId, Resource};
+use crate::model::{AccountEntitlements, Overrides, Plan, PlanId, Resource};
 
 /// The answer of an atomic reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +22,8 @@ pub enum ReserveOutcome {
     Exceeded {
         /// Current usage.
         used: i64,
+        /// The limit in force.
+        limit: i64,
     },
 }
 
@@ -59,14 +61,15 @@ pub trait EntitlementStore: Send + Sync {
         month: &str,
     ) -> Result<BTreeMap<Resource, i64>, StoreError>;
 
-    /// Atomically takes one slot of `resource` in `period` unless `used` already reached
-    /// `limit` (`None`: no limit, always granted). Safe under any concurrency.
+    /// Atomically takes one slot of `resource` in `period` unless `used` already reached the
+    /// account's limit, read in the same statement (the override when one is set, else the
+    /// plan's; none: always granted). Safe under any concurrency, and one round trip: the
+    /// quota check must cost a create path almost nothing.
     async fn reserve(
         &self,
         scope: &TenantScope,
         resource: Resource,
         period: &str,
-        limit: LimitValue,
     ) -> Result<ReserveOutcome, StoreError>;
 
     /// Gives one slot back (never below zero).

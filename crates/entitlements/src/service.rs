@@ -90,19 +90,18 @@ impl EntitlementsService {
         scope: &TenantScope,
         resource: Resource,
     ) -> Result<Reservation, EntitlementError> {
-        // Limits are read fresh: a quota must not be exceeded because of a stale copy.
-        let stored = self.store.account(scope).await?;
-        let limit = EffectiveEntitlements::of(&stored).limit(resource);
+        // The store reads the limit in the same statement that takes the slot: never a stale
+        // copy, and one round trip.
         let period = if resource.is_monthly() {
             month_of(self.clock.now())
         } else {
             String::new()
         };
-        match self.store.reserve(scope, resource, &period, limit).await? {
+        match self.store.reserve(scope, resource, &period).await? {
             ReserveOutcome::Granted { .. } => Ok(Reservation { resource, period }),
-            ReserveOutcome::Exceeded { used } => Err(EntitlementError::QuotaExceeded {
+            ReserveOutcome::Exceeded { used, limit } => Err(EntitlementError::QuotaExceeded {
                 resource,
-                limit: limit.unwrap_or(0),
+                limit,
                 used,
             }),
         }
@@ -431,13 +430,11 @@ mod tests {
     #[tokio::test]
     async fn a_reservation_over_the_limit_reports_limit_and_usage() {
         let mut store = MockEntitlementStore::new();
-        store
-            .expect_account()
-            .returning(|_| Ok(starter(Some(2), true)));
+        store.expect_account().never();
         store
             .expect_reserve()
-            .with(always(), eq(Resource::Providers), eq(""), eq(Some(2)))
-            .returning(|_, _, _, _| Ok(ReserveOutcome::Exceeded { used: 2 }));
+            .with(always(), eq(Resource::Providers), eq(""))
+            .returning(|_, _, _| Ok(ReserveOutcome::Exceeded { used: 2, limit: 2 }));
         let service = EntitlementsService::new(Arc::new(store), clock());
         let err = service
             .check_and_reserve(&scope(), Resource::Providers)
@@ -461,17 +458,9 @@ mod tests {
     async fn monthly_resources_reserve_in_the_current_utc_month() {
         let mut store = MockEntitlementStore::new();
         store
-            .expect_account()
-            .returning(|_| Ok(starter(None, true)));
-        store
             .expect_reserve()
-            .with(
-                always(),
-                eq(Resource::MessagesPerMonth),
-                eq("2026-11"),
-                eq(None),
-            )
-            .returning(|_, _, _, _| Ok(ReserveOutcome::Granted { used: 1 }));
+            .with(always(), eq(Resource::MessagesPerMonth), eq("2026-11"))
+            .returning(|_, _, _| Ok(ReserveOutcome::Granted { used: 1 }));
         let service = EntitlementsService::new(Arc::new(store), clock());
         let reservation = service
             .check_and_reserve(&scope(), Resource::MessagesPerMonth)

@@ -98,7 +98,7 @@ async fn fifty_parallel_reservations_for_the_last_slot_give_exactly_one() {
     // 2 slots; one is already taken.
     assert_eq!(
         store
-            .reserve(&scope, Resource::Providers, "", Some(2))
+            .reserve(&scope, Resource::Providers, "")
             .await
             .unwrap(),
         ReserveOutcome::Granted { used: 1 }
@@ -109,7 +109,7 @@ async fn fifty_parallel_reservations_for_the_last_slot_give_exactly_one() {
         let scope = scope.clone();
         tasks.push(tokio::spawn(async move {
             store
-                .reserve(&scope, Resource::Providers, "", Some(2))
+                .reserve(&scope, Resource::Providers, "")
                 .await
                 .unwrap()
         }));
@@ -121,14 +121,14 @@ async fn fifty_parallel_reservations_for_the_last_slot_give_exactly_one() {
                 granted += 1;
                 assert_eq!(used, 2);
             }
-            ReserveOutcome::Exceeded { used } => assert_eq!(used, 2),
+            ReserveOutcome::Exceeded { used, limit } => assert_eq!((used, limit), (2, 2)),
         }
     }
     assert_eq!(granted, 1);
     // The other tenant's counter is its own.
     assert_eq!(
         store
-            .reserve(&admin_scope(2, 5), Resource::Providers, "", Some(2))
+            .reserve(&admin_scope(2, 5), Resource::Providers, "")
             .await
             .unwrap(),
         ReserveOutcome::Granted { used: 1 }
@@ -140,7 +140,7 @@ async fn fifty_parallel_reservations_for_the_last_slot_give_exactly_one() {
         .unwrap();
     assert_eq!(
         store
-            .reserve(&scope, Resource::Providers, "", Some(2))
+            .reserve(&scope, Resource::Providers, "")
             .await
             .unwrap(),
         ReserveOutcome::Granted { used: 2 }
@@ -160,12 +160,18 @@ async fn a_zero_limit_refuses_the_first_reservation() {
     let fx = Fixture::new().await;
     two_accounts(&fx).await;
     let store = PgEntitlementStore::new(fx.pool.clone());
+    let scope = admin_scope(1, 5);
+    let overrides = Overrides {
+        limits: BTreeMap::from([(Resource::Rooms, Some(0))]),
+        features: BTreeMap::new(),
+    };
+    store
+        .set_account(&scope, None, Some(overrides))
+        .await
+        .unwrap();
     assert_eq!(
-        store
-            .reserve(&admin_scope(1, 5), Resource::Rooms, "", Some(0))
-            .await
-            .unwrap(),
-        ReserveOutcome::Exceeded { used: 0 }
+        store.reserve(&scope, Resource::Rooms, "").await.unwrap(),
+        ReserveOutcome::Exceeded { used: 0, limit: 0 }
     );
 }
 
@@ -316,4 +322,50 @@ async fn dau_wau_mau_count_distinct_users_over_local_days() {
         .unwrap();
     assert_eq!((active.dau, active.wau, active.mau), (1, 1, 2));
     assert_eq!(active.time_zone, "UTC");
+}
+
+#[tokio::test]
+async fn the_limit_taken_by_a_reservation_is_the_effective_one() {
+    use whatpro_entitlements::EffectiveEntitlements;
+    let fx = Fixture::new().await;
+    two_accounts(&fx).await;
+    let store = PgEntitlementStore::new(fx.pool.clone());
+    let scope = admin_scope(1, 5);
+    // Pro plan (max_boards 50, max_messages_per_month unlimited), with overrides: rooms
+    // unlimited by a null override, teams lowered to 1.
+    let overrides = Overrides {
+        limits: BTreeMap::from([(Resource::Rooms, None), (Resource::Teams, Some(1))]),
+        features: BTreeMap::new(),
+    };
+    let stored = store
+        .set_account(&scope, Some("pro".parse().unwrap()), Some(overrides))
+        .await
+        .unwrap();
+    let effective = EffectiveEntitlements::of(&stored);
+    for resource in [
+        Resource::Teams,
+        Resource::Boards,
+        Resource::Rooms,
+        Resource::MessagesPerMonth,
+    ] {
+        // Reserve until refused (or 60 times for unlimited ones): the refusal reports the
+        // limit the domain computes, and comes exactly at it.
+        let mut granted = 0;
+        let refused = loop {
+            match store.reserve(&scope, resource, "").await.unwrap() {
+                ReserveOutcome::Granted { .. } => granted += 1,
+                ReserveOutcome::Exceeded { limit, .. } => break Some(limit),
+            }
+            if granted == 60 {
+                break None;
+            }
+        };
+        match effective.limit(resource) {
+            Some(limit) => {
+                assert_eq!(refused, Some(limit), "{resource:?}");
+                assert_eq!(granted, limit, "{resource:?}");
+            }
+            None => assert_eq!(refused, None, "{resource:?} is unlimited"),
+        }
+    }
 }
