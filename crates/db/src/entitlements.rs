@@ -171,55 +171,21 @@ impl PgEntitlementStore {
     }
 }
 
-#[derive(QueryableByName)]
-struct Used {
-    #[diesel(sql_type = BigInt)]
-    used: i64,
-}
-
-/// The account's limit of resource `$2` (NULL: unlimited): the override when the key is
-/// present (a JSON null override means unlimited), else the plan's. Mirrors
-/// `EffectiveEntitlements::of`; a test keeps the two in step.
-const LIMIT_CTE: &str = "
-WITH lim AS (
-    SELECT CASE WHEN v IS NULL OR jsonb_typeof(v) = 'null' THEN NULL::int8
-                ELSE (v #>> '{}')::int8 END AS max
-      FROM (SELECT COALESCE(ae.limit_overrides -> $2, p.limits -> $2) AS v
-              FROM plans p
-              LEFT JOIN account_entitlements ae ON ae.account_id = $1
-             WHERE p.id = COALESCE(ae.plan_id, 'trial')) x
-)";
-
-/// One conditional upsert, limit included: takes a slot unless the counter already reached
-/// the limit. Concurrent reservations serialise on the counter row.
-fn reserve_sql() -> String {
-    format!(
-        "{LIMIT_CTE}
-INSERT INTO quota_counters AS q (account_id, resource, period, used)
-SELECT $1, $2, $3, 1 FROM lim WHERE lim.max IS NULL OR lim.max >= 1
-ON CONFLICT (account_id, resource, period)
-DO UPDATE SET used = q.used + 1
- WHERE (SELECT max FROM lim) IS NULL OR q.used < (SELECT max FROM lim)
-RETURNING used"
-    )
-}
-
-/// Usage and limit after a refused reservation.
-fn refused_sql() -> String {
-    format!(
-        "{LIMIT_CTE}
-SELECT coalesce((SELECT used FROM quota_counters
-                  WHERE account_id = $1 AND resource = $2 AND period = $3), 0) AS used,
-       coalesce((SELECT max FROM lim), 0) AS max"
-    )
-}
+/// One call of `hub_reserve_quota` (migration `000027`): reads the account's limit (the
+/// override when present — a JSON null means unlimited — else the plan's; mirrors
+/// `EffectiveEntitlements::of`, a test keeps the two in step) and takes a slot with a
+/// conditional upsert unless the counter reached it. Concurrent reservations serialise on
+/// the counter row.
+const RESERVE_SQL: &str = "SELECT r_granted, r_used, r_limit FROM hub_reserve_quota($1, $2, $3)";
 
 #[derive(QueryableByName)]
-struct Refused {
+struct Reserved {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    r_granted: bool,
     #[diesel(sql_type = BigInt)]
-    used: i64,
-    #[diesel(sql_type = BigInt)]
-    max: i64,
+    r_used: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    r_limit: Option<i64>,
 }
 
 #[async_trait]
@@ -394,28 +360,21 @@ impl EntitlementStore for PgEntitlementStore {
         resource: Resource,
         period: &str,
     ) -> Result<ReserveOutcome, StoreError> {
-        let account = scope.account_id().get();
         let mut conn = self.pool.get().await.map_err(pool_error)?;
-        let granted: Vec<Used> = diesel::sql_query(reserve_sql())
-            .bind::<BigInt, _>(account)
-            .bind::<Text, _>(resource.limit_key())
-            .bind::<Text, _>(period)
-            .load(&mut conn)
-            .await
-            .map_err(|e| db_error("reserve quota", &e))?;
-        if let Some(row) = granted.into_iter().next() {
-            return Ok(ReserveOutcome::Granted { used: row.used });
-        }
-        let refused: Refused = diesel::sql_query(refused_sql())
-            .bind::<BigInt, _>(account)
+        let row: Reserved = diesel::sql_query(RESERVE_SQL)
+            .bind::<BigInt, _>(scope.account_id().get())
             .bind::<Text, _>(resource.limit_key())
             .bind::<Text, _>(period)
             .get_result(&mut conn)
             .await
-            .map_err(|e| db_error("read quota", &e))?;
-        Ok(ReserveOutcome::Exceeded {
-            used: refused.used,
-            limit: refused.max,
+            .map_err(|e| db_error("reserve quota", &e))?;
+        Ok(if row.r_granted {
+            ReserveOutcome::Granted { used: row.r_used }
+        } else {
+            ReserveOutcome::Exceeded {
+                used: row.r_used,
+                limit: row.r_limit.unwrap_or(0),
+            }
         })
     }
 

@@ -1,0 +1,1 @@
+DROP FUNCTION hub_reserve_quota(BIGINT, TEXT, TEXT);
