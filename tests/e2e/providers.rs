@@ -651,7 +651,13 @@ async fn fifty_parallel_creates_for_the_last_instance_slot_give_exactly_one() {
             StatusCode::FORBIDDEN => {
                 assert_eq!(body["code"], "quota_exceeded");
                 assert_eq!(body["details"][0]["resource"], "max_instances");
-                assert_eq!((body["details"][0]["limit"].as_i64(), body["details"][0]["used"].as_i64()), (Some(3), Some(3)));
+                assert_eq!(
+                    (
+                        body["details"][0]["limit"].as_i64(),
+                        body["details"][0]["used"].as_i64()
+                    ),
+                    (Some(3), Some(3))
+                );
             }
             other => panic!("{other}: {body}"),
         }
