@@ -607,7 +607,7 @@ mod tests {
         });
         store
             .expect_reserve()
-            .returning(|_, _, _, _| Ok(ReserveOutcome::Granted { used: 1 }));
+            .returning(|_, _, _| Ok(ReserveOutcome::Granted { used: 1 }));
         Arc::new(EntitlementsService::new(
             Arc::new(store),
             Arc::new(FixedClock::new(NOW)),
