@@ -282,14 +282,17 @@ impl BillingService {
             Some(id) => self.entitlements.plan(id).await?.price_cents,
             None => 0,
         };
-        let mut next = record.clone();
         if target.price_cents >= current_price || record.plan_id.as_ref() == Some(plan_id) {
             gateway
                 .change_subscription_value(&subscription, target.price_cents, true)
                 .await?;
-            next.plan_id = Some(target.id.clone());
-            next.pending_plan_id = None;
-            let saved = self.save(scope, &next, Vec::new(), request_id).await?;
+            let saved = self
+                .update_for(scope, request_id, |r| {
+                    r.plan_id = Some(target.id.clone());
+                    r.pending_plan_id = None;
+                    Vec::new()
+                })
+                .await?;
             self.entitlements
                 .set_account(scope, Some(target.id), None)
                 .await?;
@@ -299,8 +302,11 @@ impl BillingService {
             gateway
                 .change_subscription_value(&subscription, target.price_cents, false)
                 .await?;
-            next.pending_plan_id = Some(target.id);
-            self.save(scope, &next, Vec::new(), request_id).await
+            self.update_for(scope, request_id, |r| {
+                r.pending_plan_id = Some(target.id.clone());
+                Vec::new()
+            })
+            .await
         }
     }
 
@@ -322,10 +328,14 @@ impl BillingService {
         if record.cancel_at_period_end {
             return Ok(record);
         }
-        let mut next = record;
-        next.cancel_at_period_end = true;
-        next.pending_plan_id = None;
-        self.save(scope, &next, Vec::new(), request_id).await
+        self.update_for(scope, request_id, |r| {
+            if r.status.has_live_subscription() {
+                r.cancel_at_period_end = true;
+                r.pending_plan_id = None;
+            }
+            Vec::new()
+        })
+        .await
     }
 
     /// Stores a received gateway event; `false` when it was a repeat.
@@ -443,6 +453,21 @@ impl BillingService {
     where
         F: Fn(&mut BillingAccount) -> Vec<StatusChange>,
     {
+        self.update_for(scope, None, f).await
+    }
+
+    /// [`Self::update`] for a request (its id goes into the audit rows). The change is
+    /// re-applied to a fresh copy when a webhook or a sweep saved the record in between, so a
+    /// user's action never fails because the gateway's events arrived meanwhile.
+    async fn update_for<F>(
+        &self,
+        scope: &TenantScope,
+        request_id: Option<String>,
+        f: F,
+    ) -> Result<BillingAccount, BillingError>
+    where
+        F: Fn(&mut BillingAccount) -> Vec<StatusChange>,
+    {
         for _ in 0..SAVE_ATTEMPTS {
             let loaded = self.store.load(scope).await?;
             let mut next = loaded.clone();
@@ -450,7 +475,7 @@ impl BillingService {
             if next == loaded {
                 return Ok(loaded);
             }
-            match self.save(scope, &next, changes, None).await {
+            match self.save(scope, &next, changes, request_id.clone()).await {
                 Err(BillingError::Conflict) => continue,
                 other => return other,
             }
@@ -850,6 +875,53 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(done.account, Some(AccountId::new(1)));
+    }
+
+    #[tokio::test]
+    async fn a_plan_change_is_reapplied_when_a_webhook_saved_the_record_meanwhile() {
+        let mut store = MockBillingStore::new();
+        store.expect_load().returning(|scope| {
+            let mut record = BillingAccount::trialing(scope.account_id());
+            record.status = BillingStatus::Active;
+            record.plan_id = Some("trial".parse().unwrap());
+            record.subscription_id = Some("sub_1".to_owned());
+            record.version = 2;
+            Ok(record)
+        });
+        let mut seq = mockall::Sequence::new();
+        store
+            .expect_save()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _, _, _| Err(SaveError::Stale));
+        store
+            .expect_save()
+            .times(1)
+            .in_sequence(&mut seq)
+            .withf(|_, record, _, request| {
+                record.plan_id.as_ref().map(PlanId::as_str) == Some("starter")
+                    && request.as_deref() == Some("req-9")
+            })
+            .returning(|_, record, _, _| Ok(record.clone()));
+        let mut gateway = MockPaymentGateway::new();
+        gateway
+            .expect_change_subscription_value()
+            .times(1)
+            .returning(|_, _, _| {
+                Ok(GatewaySubscription {
+                    id: "sub_1".to_owned(),
+                    state: SubscriptionState::Active,
+                    deleted: false,
+                    next_due_date: None,
+                    value_cents: 9900,
+                })
+            });
+        let service = service(store, Some(gateway));
+        let saved = service
+            .change_plan(&scope(), &"starter".parse().unwrap(), Some("req-9".to_owned()))
+            .await
+            .unwrap();
+        assert_eq!(saved.plan_id.as_ref().map(PlanId::as_str), Some("starter"));
     }
 
     #[tokio::test]
