@@ -918,7 +918,11 @@ mod tests {
             });
         let service = service(store, Some(gateway));
         let saved = service
-            .change_plan(&scope(), &"starter".parse().unwrap(), Some("req-9".to_owned()))
+            .change_plan(
+                &scope(),
+                &"starter".parse().unwrap(),
+                Some("req-9".to_owned()),
+            )
             .await
             .unwrap();
         assert_eq!(saved.plan_id.as_ref().map(PlanId::as_str), Some("starter"));
