@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use diesel_async::RunQueryDsl;
 use http_body_util::{BodyExt, Full};
+use hyper::Request;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -121,28 +122,42 @@ pub async fn fetch(addr: SocketAddr, spec: &RequestSpec) -> AnyResult<(u16, Byte
     Ok((status, body))
 }
 
-/// A worker holding one keep-alive HTTP/1.1 connection.
+/// One keep-alive HTTP/1.1 connection, opened lazily and replaced after a failure.
 #[derive(Debug)]
-pub struct HttpWorker {
+pub struct Connection {
     addr: SocketAddr,
     host: String,
-    spec: Arc<RequestSpec>,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
-impl HttpWorker {
-    /// A worker sending `spec` to `addr` (connects lazily).
-    pub fn new(addr: SocketAddr, spec: Arc<RequestSpec>) -> Self {
+impl Connection {
+    /// A connection to `addr` (not opened yet).
+    pub fn new(addr: SocketAddr) -> Self {
         Self {
             addr,
             host: addr.to_string(),
-            spec,
             sender: None,
         }
     }
 
-    /// One exchange; `None` means it failed and the connection must be replaced.
-    async fn exchange(&mut self) -> Option<Outcome> {
+    /// The `host` header value for requests on this connection.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Sends `request` and reads the whole answer; a failure drops the connection so the
+    /// next exchange opens a new one.
+    pub async fn exchange(&mut self, request: Request<Full<Bytes>>) -> Outcome {
+        match self.try_exchange(request).await {
+            Some(outcome) => outcome,
+            None => {
+                self.sender = None;
+                Outcome::Error
+            }
+        }
+    }
+
+    async fn try_exchange(&mut self, request: Request<Full<Bytes>>) -> Option<Outcome> {
         if self.sender.as_ref().is_none_or(SendRequest::is_closed) {
             self.sender = None;
             match connect(self.addr).await {
@@ -155,7 +170,6 @@ impl HttpWorker {
             }
         }
         let sender = self.sender.as_mut()?;
-        let request = self.spec.build(&self.host).ok()?;
         sender.ready().await.ok()?;
         let response = sender.send_request(request).await.ok()?;
         let status = response.status();
@@ -168,14 +182,28 @@ impl HttpWorker {
     }
 }
 
+/// A worker sending the same request over one keep-alive HTTP/1.1 connection.
+#[derive(Debug)]
+pub struct HttpWorker {
+    connection: Connection,
+    spec: Arc<RequestSpec>,
+}
+
+impl HttpWorker {
+    /// A worker sending `spec` to `addr` (connects lazily).
+    pub fn new(addr: SocketAddr, spec: Arc<RequestSpec>) -> Self {
+        Self {
+            connection: Connection::new(addr),
+            spec,
+        }
+    }
+}
+
 impl Worker for HttpWorker {
     async fn call(&mut self) -> Outcome {
-        match self.exchange().await {
-            Some(outcome) => outcome,
-            None => {
-                self.sender = None;
-                Outcome::Error
-            }
+        match self.spec.build(self.connection.host()) {
+            Ok(request) => self.connection.exchange(request).await,
+            Err(_) => Outcome::Error,
         }
     }
 }

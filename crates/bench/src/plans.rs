@@ -9,9 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::Request;
-use hyper::client::conn::http1::SendRequest;
 use whatpro_app::health_events::BroadcastHealthEvents;
 use whatpro_crypto::{HubWebhookTokens, KeyRing, SecretBox};
 use whatpro_db::{PgProviderStore, Pool};
@@ -27,7 +26,7 @@ use whatpro_kernel::{AccountId, SystemClock, UserId, UuidV7Gen};
 use whatpro_netguard::UrlGuard;
 
 use crate::AnyResult;
-use crate::loadgen::{Outcome, Worker, connect};
+use crate::loadgen::{Connection, Outcome, Worker};
 use crate::scenario::Goal;
 
 /// Report section of these rows.
@@ -267,11 +266,9 @@ impl Worker for WriteWorker {
 /// One connection posting Asaas webhook events, each with a new id (so each is stored and
 /// later processed, not answered as a duplicate).
 pub struct WebhookWorker {
-    addr: SocketAddr,
-    host: String,
+    connection: Connection,
     next: Arc<AtomicU64>,
     run: u64,
-    sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl WebhookWorker {
@@ -279,11 +276,9 @@ impl WebhookWorker {
     /// runs apart.
     pub fn new(addr: SocketAddr, next: Arc<AtomicU64>, run: u64) -> Self {
         Self {
-            addr,
-            host: addr.to_string(),
+            connection: Connection::new(addr),
             next,
             run,
-            sender: None,
         }
     }
 
@@ -296,39 +291,18 @@ impl WebhookWorker {
             run = self.run
         )
     }
-
-    async fn exchange(&mut self) -> Option<Outcome> {
-        if self.sender.as_ref().is_none_or(SendRequest::is_closed) {
-            self.sender = Some(connect(self.addr).await.ok()?);
-        }
-        let body = self.body();
-        let request = Request::post("/api/v1/webhooks/asaas")
-            .header("host", &self.host)
-            .header("content-type", "application/json")
-            .header("asaas-access-token", WEBHOOK_TOKEN)
-            .body(Full::new(Bytes::from(body)))
-            .ok()?;
-        let sender = self.sender.as_mut()?;
-        sender.ready().await.ok()?;
-        let response = sender.send_request(request).await.ok()?;
-        let status = response.status();
-        response.into_body().collect().await.ok()?;
-        Some(if status.is_success() {
-            Outcome::Success
-        } else {
-            Outcome::NonSuccess(status.as_u16())
-        })
-    }
 }
 
 impl Worker for WebhookWorker {
     async fn call(&mut self) -> Outcome {
-        match self.exchange().await {
-            Some(outcome) => outcome,
-            None => {
-                self.sender = None;
-                Outcome::Error
-            }
+        let request = Request::post("/api/v1/webhooks/asaas")
+            .header("host", self.connection.host())
+            .header("content-type", "application/json")
+            .header("asaas-access-token", WEBHOOK_TOKEN)
+            .body(Full::new(Bytes::from(self.body())));
+        match request {
+            Ok(request) => self.connection.exchange(request).await,
+            Err(_) => Outcome::Error,
         }
     }
 }

@@ -337,7 +337,7 @@ impl EntitlementStore for PgEntitlementStore {
         let mut usage: BTreeMap<Resource, i64> =
             Resource::ALL.into_iter().map(|r| (r, 0)).collect();
         for (name, period, used) in counters {
-            let Some(resource) = Resource::ALL.into_iter().find(|r| r.limit_key() == name) else {
+            let Some(resource) = Resource::from_limit_key(&name) else {
                 continue;
             };
             let current = if resource.is_monthly() {

@@ -131,10 +131,26 @@ impl EntitlementsService {
         scope: &TenantScope,
         feature: Feature,
     ) -> Result<(), EntitlementError> {
-        if self.effective(scope).await?.has(feature) {
-            Ok(())
-        } else {
-            Err(EntitlementError::FeatureDisabled(feature))
+        self.require_features(scope, &[feature]).await
+    }
+
+    /// Fails unless the plan includes every one of `features` (the entitlements are read
+    /// once; nothing is read when the list is empty). Any error fails closed.
+    ///
+    /// # Errors
+    /// `FeatureDisabled` (the first missing one); `Unavailable`/`Internal`.
+    pub async fn require_features(
+        &self,
+        scope: &TenantScope,
+        features: &[Feature],
+    ) -> Result<(), EntitlementError> {
+        if features.is_empty() {
+            return Ok(());
+        }
+        let effective = self.effective(scope).await?;
+        match features.iter().find(|f| !effective.has(**f)) {
+            Some(missing) => Err(EntitlementError::FeatureDisabled(*missing)),
+            None => Ok(()),
         }
     }
 

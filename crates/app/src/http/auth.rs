@@ -300,20 +300,17 @@ async fn gate(
         billing: matches!(action, Action::BillingRead | Action::BillingWrite),
     };
     state.billing.check(scope, gate).await?;
-    if let Some(feature) = feature_for(action) {
-        state.entitlements.require_feature(scope, feature).await?;
-    }
     // Machine credentials also need the feature that issues them.
     let credential_feature = match credential {
         Credential::ApiKey(_) => Some(Feature::ApiAccess),
         Credential::InstanceToken(_) => Some(Feature::Embed),
         Credential::Session(_) => None,
     };
-    if let Some(feature) = credential_feature
-        && feature_for(action) != Some(feature)
-    {
-        state.entitlements.require_feature(scope, feature).await?;
-    }
+    let needed: Vec<Feature> = feature_for(action)
+        .into_iter()
+        .chain(credential_feature)
+        .collect();
+    state.entitlements.require_features(scope, &needed).await?;
     Ok(())
 }
 

@@ -157,12 +157,7 @@ fn parse_limits(
                     Resource::ALL.map(Resource::limit_key).join(", ")
                 )))
             })?;
-            if value.is_some_and(|v| v < 0) {
-                return Err(EntitlementError::Invalid(format!(
-                    "limits.{name} must be null or >= 0"
-                ))
-                .into());
-            }
+            // Negative values are refused by the service (`Plan::validate`, `set_account`).
             Ok((resource, *value))
         })
         .collect()
