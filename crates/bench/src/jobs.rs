@@ -313,6 +313,7 @@ async fn seed_instances(
                 base_url: base_url.clone(),
                 sealed_credentials: sealed.sealed,
                 credential_keys: sealed.keys,
+                quota: None,
             };
             store.create_provider(&scope, &provider, &audit).await?;
             of_account.push(id);
@@ -354,6 +355,7 @@ async fn seed_instances(
             credentials: sealed,
             webhook_token_hash: vec![0; 32],
             first_check_at: due,
+            quota: None,
         };
         let store = Arc::clone(&store);
         let permit = Arc::clone(&permits).acquire_owned().await?;

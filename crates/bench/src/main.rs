@@ -129,10 +129,13 @@ enum Sub {
     /// Runs the Hub's health scheduler for the `jobs` measurement (used by the harness).
     #[command(hide = true)]
     HealthWorker(jobs::WorkerArgs),
+    /// Only the write-path comparison (create instance with quota + metering on vs off), in
+    /// alternating pairs: a quick loop while working on that path.
+    Writes(plans::WritesArgs),
 }
 
 /// Parses `10s`, `1.5s`, `500ms`, `2m` or a bare number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
         (n, 0.001)
@@ -169,6 +172,7 @@ fn main() -> ExitCode {
         }
         Some(Sub::Jobs(args)) => runtime.block_on(jobs::run(&args)),
         Some(Sub::HealthWorker(args)) => runtime.block_on(jobs::health_worker(&args)),
+        Some(Sub::Writes(args)) => runtime.block_on(plans::writes(&args)),
         None => runtime.block_on(async {
             bench(&cli).await?;
             if cli.skip_jobs || cli.skip_hub {

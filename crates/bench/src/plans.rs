@@ -15,7 +15,8 @@ use whatpro_app::health_events::BroadcastHealthEvents;
 use whatpro_crypto::{HubWebhookTokens, KeyRing, SecretBox};
 use whatpro_db::{PgProviderStore, Pool};
 use whatpro_entitlements::{
-    EntitlementError, EntitlementsService, MeteringService, Overrides, Reservation, Resource,
+    EntitlementError, EntitlementsService, MeteringService, Overrides, QuotaClaim, Reservation,
+    Resource,
 };
 use whatpro_iam::{AuditContext, PlatformScope, TenantScope};
 use whatpro_inbox::{
@@ -66,15 +67,12 @@ struct NoQuotas;
 
 #[async_trait::async_trait]
 impl Quotas for NoQuotas {
-    async fn reserve(
+    async fn claim(
         &self,
         _scope: &TenantScope,
-        resource: Resource,
-    ) -> Result<Reservation, EntitlementError> {
-        Ok(Reservation {
-            resource,
-            period: String::new(),
-        })
+        _resource: Resource,
+    ) -> Result<Option<QuotaClaim>, EntitlementError> {
+        Ok(None)
     }
 
     async fn release(
@@ -305,4 +303,84 @@ impl Worker for WebhookWorker {
             Err(_) => Outcome::Error,
         }
     }
+}
+
+/// Arguments of `whatpro-bench writes`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WritesArgs {
+    /// Workers (each in its own account).
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Measured time of each side of a pair.
+    #[arg(long, default_value = "4s", value_parser = crate::parse_duration)]
+    pub duration: std::time::Duration,
+    /// Warm-up before each side.
+    #[arg(long, default_value = "1s", value_parser = crate::parse_duration)]
+    pub warmup: std::time::Duration,
+    /// Pairs (alternating which side goes first).
+    #[arg(long, default_value_t = 6)]
+    pub pairs: usize,
+}
+
+/// `whatpro-bench writes`: only the create-instance comparison (quota + metering on vs off),
+/// in alternating pairs over a throwaway PostgreSQL, printing each pair and the median ratio.
+/// A quick loop for working on the write path; `just bench` measures the same rows in its
+/// full run.
+///
+/// # Errors
+/// When PostgreSQL cannot start or a row mostly fails.
+pub async fn writes(args: &WritesArgs) -> AnyResult<()> {
+    let cluster = whatpro_pgcluster::LocalCluster::start_throwaway()
+        .map_err(|e| format!("cannot start PostgreSQL: {e}"))?;
+    let result = async {
+        let pool = whatpro_db::build_pool(
+            &cluster.url("postgres"),
+            &whatpro_db::PoolSettings::default(),
+        )?;
+        whatpro_db::run_migrations(&pool).await?;
+        let setup = WriteSetup::new(pool, args.connections).await?;
+        let schedule = crate::loadgen::Schedule {
+            warmup: args.warmup,
+            duration: args.duration,
+        };
+        let side = async |with_checks: bool| {
+            let workers = (0..args.connections)
+                .map(|i| WriteWorker::new(setup.clone(), with_checks, i, true))
+                .collect();
+            crate::loadgen::run(workers, schedule).await
+        };
+        let mut ratios = Vec::with_capacity(args.pairs);
+        for pair in 0..args.pairs {
+            let (off, on) = if pair % 2 == 0 {
+                let off = side(false).await?;
+                (off, side(true).await?)
+            } else {
+                let on = side(true).await?;
+                (side(false).await?, on)
+            };
+            if off.errors + on.errors > 0 {
+                return Err(format!("{} + {} failed creates", off.errors, on.errors).into());
+            }
+            let ratio = 100.0 * on.rps / off.rps;
+            println!(
+                "pair {}: off {:.0}/s (p99 {:.1} ms), on {:.0}/s (p99 {:.1} ms): {ratio:.1}%",
+                pair + 1,
+                off.rps,
+                off.p99_ms,
+                on.rps,
+                on.p99_ms
+            );
+            ratios.push(ratio);
+        }
+        ratios.sort_by(f64::total_cmp);
+        if let Some(median) = crate::report::median(&ratios) {
+            println!("median on/off: {median:.1}% over {} pairs", ratios.len());
+        }
+        AnyResult::Ok(())
+    }
+    .await;
+    if let Err(e) = cluster.stop() {
+        eprintln!("warning: could not stop PostgreSQL: {e}");
+    }
+    result
 }

@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Date as SqlDate, Text};
+use diesel::sql_types::{Array, BigInt, Date as SqlDate, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::{Map, Value};
 use time::Date;
 use whatpro_entitlements::{
     AccountEntitlements, ActiveUsers, EntitlementError, EntitlementStore, Feature, LimitValue,
-    MeterSnapshot, Metric, Overrides, Plan, PlanId, ReserveOutcome, Resource, UsageDay, UsageStore,
-    UsageTotals,
+    MeterSnapshot, Metric, Overrides, Plan, PlanId, QuotaClaim, ReserveOutcome, Resource, UsageDay,
+    UsageStore, UsageTotals,
 };
 use whatpro_iam::{PlatformScope, StoreError, TenantScope};
 use whatpro_kernel::AccountId;
@@ -177,6 +177,74 @@ impl PgEntitlementStore {
 /// conditional upsert unless the counter reached it. Concurrent reservations serialise on
 /// the counter row.
 const RESERVE_SQL: &str = "SELECT r_granted, r_used, r_limit FROM hub_reserve_quota($1, $2, $3)";
+
+/// Bumps the counter of a claimed slot while it is below the claim's limit (always when
+/// unlimited): one conditional upsert, no lookup (the limit travels in the claim). Parameters:
+/// `$1` account, `$2` resource, `$3` period, `$4` limit (null: unlimited). A macro so that a
+/// create statement can embed the same text as a data-modifying CTE.
+macro_rules! claimed_slot_upsert {
+    () => {
+        "INSERT INTO quota_counters AS q (account_id, resource, period, used)
+         SELECT $1, $2, $3, 1 WHERE $4::bigint IS NULL OR $4 >= 1
+             ON CONFLICT (account_id, resource, period)
+             DO UPDATE SET used = q.used + 1 WHERE $4::bigint IS NULL OR q.used < $4
+         RETURNING q.used"
+    };
+}
+pub(crate) use claimed_slot_upsert;
+
+const TAKE_CLAIMED_SLOT_SQL: &str = claimed_slot_upsert!();
+
+#[derive(QueryableByName)]
+struct Used {
+    #[diesel(sql_type = BigInt)]
+    used: i64,
+}
+
+/// Takes the slot of `claim` for `account` inside the caller's transaction. Takes a shared
+/// connection so a create path can pipeline it with its own last statement; the counter row
+/// stays locked until that transaction ends, so only a create that commits keeps the slot and
+/// concurrent creates never overshoot the limit.
+pub(crate) async fn take_claimed_slot(
+    conn: &AsyncPgConnection,
+    account: i64,
+    claim: &QuotaClaim,
+) -> Result<ReserveOutcome, diesel::result::Error> {
+    let mut conn = conn;
+    let taken: Option<Used> = diesel::sql_query(TAKE_CLAIMED_SLOT_SQL)
+        .bind::<BigInt, _>(account)
+        .bind::<Text, _>(claim.resource.limit_key())
+        .bind::<Text, _>(&claim.period)
+        .bind::<Nullable<BigInt>, _>(claim.limit)
+        .get_result(&mut conn)
+        .await
+        .optional()?;
+    match taken {
+        Some(taken) => Ok(ReserveOutcome::Granted { used: taken.used }),
+        None => Ok(refused_claim(conn, account, claim).await?),
+    }
+}
+
+/// The refusal of `claim` (the rare path), with the usage that filled the limit.
+pub(crate) async fn refused_claim(
+    conn: &AsyncPgConnection,
+    account: i64,
+    claim: &QuotaClaim,
+) -> Result<ReserveOutcome, diesel::result::Error> {
+    let mut conn = conn;
+    let used: Option<i64> = quota_counters::table
+        .filter(quota_counters::account_id.eq(account))
+        .filter(quota_counters::resource.eq(claim.resource.limit_key()))
+        .filter(quota_counters::period.eq(&claim.period))
+        .select(quota_counters::used)
+        .first(&mut conn)
+        .await
+        .optional()?;
+    Ok(ReserveOutcome::Exceeded {
+        used: used.unwrap_or(0),
+        limit: claim.limit.unwrap_or(0),
+    })
+}
 
 #[derive(QueryableByName)]
 struct Reserved {

@@ -14,7 +14,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
-use whatpro_entitlements::Resource;
+use whatpro_entitlements::{QuotaClaim, ReserveOutcome, Resource};
 use whatpro_iam::{Actor, AuditContext, PlatformScope, StoreError, TenantScope};
 use whatpro_inbox::{
     ChatwootConnection, ChatwootInboxId, Deleted, HealthChange, HealthSaved, HealthSnapshot,
@@ -27,6 +27,7 @@ use whatpro_inbox::{
 use whatpro_kernel::{AccountId, Limit, UserId};
 
 use crate::Pool;
+use crate::entitlements::{claimed_slot_upsert, refused_claim, take_claimed_slot};
 use crate::iam::{AuditEvent, TxError, actor_columns, db_error, insert_audit, pool_error};
 use crate::schema::{chatwoot_connections, inbox_sync_runs, instance_health_events};
 
@@ -113,6 +114,40 @@ fn audit_row(
         at: OffsetDateTime::now_utc(),
     }
     .row(Some(scope.account_id()))
+}
+
+/// Writes a create's audit row and takes its quota slot (when claimed) in one pipelined round
+/// trip, as the transaction's last writes: the counter row is locked only until the commit
+/// that follows. A refused slot ends the transaction with `QuotaExceeded`, so nothing of the
+/// create is stored; a failed create never holds a slot.
+async fn audit_and_take_slot(
+    conn: &mut AsyncPgConnection,
+    account: i64,
+    row: crate::iam::NewAudit,
+    quota: Option<&QuotaClaim>,
+) -> Result<(), Fail> {
+    use crate::schema::audit_log;
+    let shared: &AsyncPgConnection = conn;
+    let rows = [row];
+    let audited = async {
+        let mut conn = shared;
+        diesel::insert_into(audit_log::table)
+            .values(&rows)
+            .execute(&mut conn)
+            .await
+    };
+    let Some(claim) = quota else {
+        audited.await?;
+        return Ok(());
+    };
+    let (audited, slot) = tokio::join!(audited, take_claimed_slot(shared, account, claim));
+    audited?;
+    match slot? {
+        ReserveOutcome::Granted { .. } => Ok(()),
+        ReserveOutcome::Exceeded { used, limit } => Err(Fail::Domain(InboxError::Entitlement(
+            claim.exceeded(used, limit),
+        ))),
+    }
 }
 
 // =============================================================================================
@@ -977,18 +1012,31 @@ async fn load_instances(
     rows.into_iter().map(InstanceRow::into_instance).collect()
 }
 
+/// One live instance by its exact key (its own statement: the optional filters of
+/// `INSTANCES_SQL` would let a generic plan walk every instance of the provider).
+const INSTANCE_SQL: &str = "
+SELECT i.id, i.provider_id, i.name, i.inbox_id, i.credential_keys, i.created_at, i.updated_at,
+       h.state, h.checked_at, h.latency_ms, h.reason, h.last_event_at
+  FROM provider_instances i
+  JOIN providers p ON p.account_id = i.account_id AND p.id = i.provider_id
+                  AND p.deleted_at IS NULL
+  LEFT JOIN instance_health h ON h.account_id = i.account_id AND h.instance_id = i.id
+ WHERE i.account_id = $1 AND i.provider_id = $2 AND i.id = $3 AND i.deleted_at IS NULL";
+
 async fn load_instance(
     conn: &mut AsyncPgConnection,
     account: i64,
     provider: ProviderId,
     id: InstanceId,
 ) -> Result<Option<ProviderInstance>, TxError> {
-    Ok(
-        load_instances(conn, account, provider, Some(id.as_uuid()), None, 1)
-            .await?
-            .into_iter()
-            .next(),
-    )
+    let row: Option<InstanceRow> = diesel::sql_query(INSTANCE_SQL)
+        .bind::<BigInt, _>(account)
+        .bind::<SqlUuid, _>(provider.as_uuid())
+        .bind::<SqlUuid, _>(id.as_uuid())
+        .get_result(conn)
+        .await
+        .optional()?;
+    row.map(InstanceRow::into_instance).transpose()
 }
 
 #[derive(QueryableByName)]
@@ -1079,7 +1127,18 @@ async fn insert_history(
 const INSERT_INSTANCE_SQL: &str = "
 INSERT INTO provider_instances (account_id, id, provider_id, name, inbox_id, sealed_credentials,
                                 credential_keys, webhook_token_hash)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+VALUES ($1, $5, $6, $7, $8, $9, $10, $11)";
+
+/// The instance insert that first takes its quota slot (`$1`-`$4` as in the slot upsert): no
+/// slot, no row. One statement, so the quota costs the create no extra round trip.
+const INSERT_INSTANCE_WITH_SLOT_SQL: &str = concat!(
+    "WITH slot AS (",
+    claimed_slot_upsert!(),
+    ")
+INSERT INTO provider_instances (account_id, id, provider_id, name, inbox_id, sealed_credentials,
+                                credential_keys, webhook_token_hash)
+SELECT $1, $5, $6, $7, $8, $9, $10, $11 FROM slot"
+);
 
 const INSERT_HEALTH_SQL: &str = "
 INSERT INTO instance_health (account_id, instance_id, next_check_at) VALUES ($1, $2, $3)";
@@ -1396,11 +1455,11 @@ impl ProviderStore for PgProviderStore {
         scope: &TenantScope,
         provider: &NewProvider,
         audit: &AuditContext,
-    ) -> Result<Provider, StoreError> {
+    ) -> Result<Provider, InboxError> {
         use crate::schema::providers;
         let account = scope.account_id().get();
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
-        conn.transaction::<_, TxError, _>(async |conn| {
+        let mut conn = self.pool.get().await.map_err(pool_inbox_error)?;
+        conn.transaction::<_, Fail, _>(async |conn| {
             diesel::insert_into(providers::table)
                 .values((
                     providers::account_id.eq(account),
@@ -1413,9 +1472,10 @@ impl ProviderStore for PgProviderStore {
                 ))
                 .execute(conn)
                 .await?;
-            insert_audit(
+            audit_and_take_slot(
                 conn,
-                &[audit_row(
+                account,
+                audit_row(
                     scope,
                     "provider.created",
                     format!("provider:{}", provider.id),
@@ -1425,15 +1485,16 @@ impl ProviderStore for PgProviderStore {
                         "credential_keys": provider.credential_keys,
                     }),
                     audit,
-                )],
+                ),
+                provider.quota.as_ref(),
             )
             .await?;
             load_provider(conn, account, provider.id)
                 .await?
-                .ok_or_else(|| TxError::Corrupt("the new provider is missing".to_owned()))
+                .ok_or_else(|| Fail::Tx(TxError::Corrupt("the new provider is missing".into())))
         })
         .await
-        .map_err(|e| e.into_store("create provider"))
+        .map_err(|e| e.into_inbox("create provider"))
     }
 
     async fn list_providers(
@@ -1463,6 +1524,27 @@ impl ProviderStore for PgProviderStore {
             .await
             .map_err(|e| InboxError::from(e.into_store("read provider")))?
             .ok_or(InboxError::ProviderNotFound)
+    }
+
+    async fn provider_type(
+        &self,
+        scope: &TenantScope,
+        id: ProviderId,
+    ) -> Result<ProviderType, InboxError> {
+        use crate::schema::providers;
+        let mut conn = self.pool.get().await.map_err(pool_inbox_error)?;
+        let found: Option<String> = providers::table
+            .filter(providers::account_id.eq(scope.account_id().get()))
+            .filter(providers::id.eq(id.as_uuid()))
+            .filter(providers::deleted_at.is_null())
+            .select(providers::provider_type)
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(inbox_db_error("read provider type"))?;
+        let text = found.ok_or(InboxError::ProviderNotFound)?;
+        text.parse()
+            .map_err(|_| InboxError::Internal(format!("unknown stored provider type `{text}`")))
     }
 
     async fn update_provider(
@@ -1607,8 +1689,20 @@ impl ProviderStore for PgProviderStore {
                 Some(c) => (Some(c.sealed.as_str()), c.keys.clone()),
                 None => (None, Vec::new()),
             };
-            diesel::sql_query(INSERT_INSTANCE_SQL)
+            let (sql, resource, period, limit) = match &instance.quota {
+                Some(claim) => (
+                    INSERT_INSTANCE_WITH_SLOT_SQL,
+                    claim.resource.limit_key(),
+                    claim.period.as_str(),
+                    claim.limit,
+                ),
+                None => (INSERT_INSTANCE_SQL, "", "", None),
+            };
+            let inserted = diesel::sql_query(sql)
                 .bind::<BigInt, _>(account)
+                .bind::<Text, _>(resource)
+                .bind::<Text, _>(period)
+                .bind::<Nullable<BigInt>, _>(limit)
                 .bind::<SqlUuid, _>(instance.id.as_uuid())
                 .bind::<SqlUuid, _>(instance.provider_id.as_uuid())
                 .bind::<Text, _>(&instance.name)
@@ -1619,6 +1713,15 @@ impl ProviderStore for PgProviderStore {
                 .execute(conn)
                 .await
                 .map_err(link_conflict)?;
+            if inserted == 0
+                && let Some(claim) = &instance.quota
+                && let ReserveOutcome::Exceeded { used, limit } =
+                    refused_claim(conn, account, claim).await?
+            {
+                return Err(Fail::Domain(InboxError::Entitlement(
+                    claim.exceeded(used, limit),
+                )));
+            }
             diesel::sql_query(INSERT_HEALTH_SQL)
                 .bind::<BigInt, _>(account)
                 .bind::<SqlUuid, _>(instance.id.as_uuid())

@@ -15,7 +15,7 @@ pub use error::EntitlementError;
 pub use meter::{ActiveUsers, Meter, MeterSnapshot, Metric, UsageDay, UsageTotals};
 pub use model::{
     AccountEntitlements, EffectiveEntitlements, Feature, LimitValue, Overrides, Plan, PlanId,
-    PlanIdError, Reservation, Resource, UsageExcess,
+    PlanIdError, QuotaClaim, Reservation, Resource, UsageExcess,
 };
 pub use ports::{EntitlementStore, ReserveOutcome, UsageStore};
 pub use service::{EntitlementsService, MeteringService};

@@ -315,6 +315,33 @@ pub struct Reservation {
     pub period: String,
 }
 
+/// One slot of a limited resource, to be taken by the store **in the same transaction** as
+/// the create that uses it (from [`claim`](crate::EntitlementsService::claim)). The store
+/// bumps the counter only while it is below `limit`, in one statement, atomically with the
+/// insert: a failed create, a crash or a refused slot leave the counter untouched, so nothing
+/// is ever given back by hand and no slot leaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaClaim {
+    /// The resource.
+    pub resource: Resource,
+    /// The counter's period (`""` for live objects, `YYYY-MM` for monthly resources).
+    pub period: String,
+    /// The account's limit when the claim was made (`None`: unlimited, the slot is still
+    /// counted). Read from the entitlements cache, so a changed limit applies within its TTL.
+    pub limit: Option<i64>,
+}
+
+impl QuotaClaim {
+    /// The refusal to report when the store found no slot left.
+    pub fn exceeded(&self, used: i64, limit: i64) -> crate::EntitlementError {
+        crate::EntitlementError::QuotaExceeded {
+            resource: self.resource,
+            limit,
+            used,
+        }
+    }
+}
+
 /// A resource whose usage is above a plan's limit (refuses a downgrade).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageExcess {

@@ -11,7 +11,8 @@ use whatpro_kernel::{AccountId, Clock, UserId};
 use crate::error::EntitlementError;
 use crate::meter::{ActiveUsers, Meter, Metric, UsageDay, UsageTotals};
 use crate::model::{
-    EffectiveEntitlements, Feature, Overrides, Plan, PlanId, Reservation, Resource, UsageExcess,
+    EffectiveEntitlements, Feature, Overrides, Plan, PlanId, QuotaClaim, Reservation, Resource,
+    UsageExcess,
 };
 use crate::ports::{EntitlementStore, ReserveOutcome, UsageStore};
 
@@ -92,11 +93,7 @@ impl EntitlementsService {
     ) -> Result<Reservation, EntitlementError> {
         // The store reads the limit in the same statement that takes the slot: never a stale
         // copy, and one round trip.
-        let period = if resource.is_monthly() {
-            month_of(self.clock.now())
-        } else {
-            String::new()
-        };
+        let period = self.period_of(resource);
         match self.store.reserve(scope, resource, &period).await? {
             ReserveOutcome::Granted { .. } => Ok(Reservation { resource, period }),
             ReserveOutcome::Exceeded { used, limit } => Err(EntitlementError::QuotaExceeded {
@@ -104,6 +101,35 @@ impl EntitlementsService {
                 limit,
                 used,
             }),
+        }
+    }
+
+    /// The claim on one slot of `resource` that a create path hands to its store, which takes
+    /// it inside the create's own transaction (see [`QuotaClaim`]), with the account's
+    /// current limit (from the cache of [`effective`](Self::effective): a request that passed
+    /// the gate has read it already).
+    ///
+    /// # Errors
+    /// `Unavailable`/`Internal` (fail closed: nothing is created).
+    pub async fn claim(
+        &self,
+        scope: &TenantScope,
+        resource: Resource,
+    ) -> Result<QuotaClaim, EntitlementError> {
+        let limit = self.effective(scope).await?.limit(resource);
+        Ok(QuotaClaim {
+            resource,
+            period: self.period_of(resource),
+            limit,
+        })
+    }
+
+    /// The counter period of `resource` now (`""` unless it is counted per month).
+    fn period_of(&self, resource: Resource) -> String {
+        if resource.is_monthly() {
+            month_of(self.clock.now())
+        } else {
+            String::new()
         }
     }
 
@@ -483,6 +509,59 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(reservation.period, "2026-11");
+    }
+
+    #[tokio::test]
+    async fn claims_carry_the_accounts_limit_and_the_counter_period() {
+        let mut store = MockEntitlementStore::new();
+        // One read of the account serves both claims; no slot is taken here (the store of
+        // the create path takes it in its own transaction).
+        store
+            .expect_account()
+            .times(1)
+            .returning(|_| Ok(starter(Some(3), true)));
+        store.expect_reserve().never();
+        let service = EntitlementsService::new(Arc::new(store), clock());
+        let providers = service.claim(&scope(), Resource::Providers).await.unwrap();
+        assert_eq!(
+            providers,
+            QuotaClaim {
+                resource: Resource::Providers,
+                period: String::new(),
+                limit: Some(3),
+            }
+        );
+        let messages = service
+            .claim(&scope(), Resource::MessagesPerMonth)
+            .await
+            .unwrap();
+        assert_eq!(messages.period, "2026-11");
+        assert_eq!(
+            messages.limit, None,
+            "a limit the plan does not set is unlimited"
+        );
+        assert_eq!(
+            providers.exceeded(3, 3),
+            EntitlementError::QuotaExceeded {
+                resource: Resource::Providers,
+                limit: 3,
+                used: 3,
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn claims_fail_closed_when_the_store_fails() {
+        let mut store = MockEntitlementStore::new();
+        store
+            .expect_account()
+            .returning(|_| Err(StoreError::Unavailable("down".to_owned())));
+        let service = EntitlementsService::new(Arc::new(store), clock());
+        let err = service
+            .claim(&scope(), Resource::Instances)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EntitlementError::Unavailable(_)));
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
+use whatpro_entitlements::QuotaClaim;
 use whatpro_kernel::{AccountId, UserId};
 
 use crate::ids::{ChatwootInboxId, InboxId, InstanceId, ProviderId, SyncRunId};
@@ -278,6 +279,9 @@ pub struct NewProvider {
     pub sealed_credentials: String,
     /// Their key names.
     pub credential_keys: Vec<String>,
+    /// The `max_providers` slot the store takes in the same transaction (`None`: quotas are
+    /// not enforced).
+    pub quota: Option<QuotaClaim>,
 }
 
 impl fmt::Debug for NewProvider {
@@ -527,6 +531,9 @@ pub struct NewInstance {
     pub webhook_token_hash: Vec<u8>,
     /// When the scheduler first probes it.
     pub first_check_at: OffsetDateTime,
+    /// The `max_instances` slot the store takes in the same transaction (`None`: quotas are
+    /// not enforced).
+    pub quota: Option<QuotaClaim>,
 }
 
 impl fmt::Debug for NewInstance {

@@ -8,7 +8,9 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
-use whatpro_entitlements::{EntitlementError, EntitlementsService, Reservation, Resource};
+use whatpro_entitlements::{
+    EntitlementError, EntitlementsService, QuotaClaim, Reservation, Resource,
+};
 use whatpro_iam::{AuditContext, ChatwootProfile, PlatformScope, StoreError, TenantScope};
 use whatpro_kernel::{AccountId, Limit};
 
@@ -20,6 +22,7 @@ use crate::model::{
     ProbeTarget, Provider, ProviderChanges, ProviderInstance, SyncPlan, SyncRun, SyncStart,
     SyncTrigger, WebhookTarget,
 };
+use crate::provider::ProviderType;
 
 /// The Chatwoot connection, the inbox mirror and its sync runs.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -113,13 +116,17 @@ pub trait InboxStore: Send + Sync {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ProviderStore: Send + Sync {
-    /// Stores a provider, audited (`provider.created`).
+    /// Stores a provider, audited (`provider.created`), taking its quota slot
+    /// (`provider.quota`) in the same transaction.
+    ///
+    /// # Errors
+    /// `Entitlement(QuotaExceeded)` when no slot is left (nothing stored); storage errors.
     async fn create_provider(
         &self,
         scope: &TenantScope,
         provider: &NewProvider,
         audit: &AuditContext,
-    ) -> Result<Provider, StoreError>;
+    ) -> Result<Provider, InboxError>;
 
     /// Live providers ordered by id, after `after` (exclusive).
     async fn list_providers(
@@ -134,6 +141,16 @@ pub trait ProviderStore: Send + Sync {
     /// # Errors
     /// `ProviderNotFound` (also for another account's id).
     async fn provider(&self, scope: &TenantScope, id: ProviderId) -> Result<Provider, InboxError>;
+
+    /// The type of one live provider (what a create path needs, without counting instances).
+    ///
+    /// # Errors
+    /// `ProviderNotFound` (also for another account's id).
+    async fn provider_type(
+        &self,
+        scope: &TenantScope,
+        id: ProviderId,
+    ) -> Result<ProviderType, InboxError>;
 
     /// Changes a live provider, audited (`provider.updated`, metadata: changed field names).
     ///
@@ -160,10 +177,12 @@ pub trait ProviderStore: Send + Sync {
     ) -> Result<Deleted, InboxError>;
 
     /// Stores an instance with its health (`unknown`, first history entry), audited
-    /// (`provider_instance.created`).
+    /// (`provider_instance.created`), taking its quota slot (`instance.quota`) in the same
+    /// transaction.
     ///
     /// # Errors
-    /// `ProviderNotFound`, `InboxNotFound`, `InboxAlreadyLinked`.
+    /// `ProviderNotFound`, `InboxNotFound`, `InboxAlreadyLinked`, `Entitlement(QuotaExceeded)`
+    /// (nothing stored).
     async fn create_instance(
         &self,
         scope: &TenantScope,
@@ -385,16 +404,17 @@ pub trait HealthEvents: Send + Sync {
     fn publish(&self, transition: &HealthTransition);
 }
 
-/// Quota reservations and limits (the entitlements service).
+/// Quota claims and limits (the entitlements service).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait Quotas: Send + Sync {
-    /// Takes one slot of `resource`, or refuses with `QuotaExceeded`.
-    async fn reserve(
+    /// The claim on one slot of `resource` that a create hands to its store, which takes it in
+    /// the create's own transaction (`None`: quotas are not enforced).
+    async fn claim(
         &self,
         scope: &TenantScope,
         resource: Resource,
-    ) -> Result<Reservation, EntitlementError>;
+    ) -> Result<Option<QuotaClaim>, EntitlementError>;
 
     /// Gives a slot back.
     async fn release(
@@ -413,12 +433,14 @@ pub trait Quotas: Send + Sync {
 
 #[async_trait]
 impl Quotas for EntitlementsService {
-    async fn reserve(
+    async fn claim(
         &self,
         scope: &TenantScope,
         resource: Resource,
-    ) -> Result<Reservation, EntitlementError> {
-        self.check_and_reserve(scope, resource).await
+    ) -> Result<Option<QuotaClaim>, EntitlementError> {
+        Ok(Some(
+            EntitlementsService::claim(self, scope, resource).await?,
+        ))
     }
 
     async fn release(

@@ -212,34 +212,22 @@ impl ProviderService {
             .map_err(credentials_error)?;
         let base_url = self.check_base_url(&request.base_url).await?;
 
-        let reservation = self.quotas.reserve(scope, Resource::Providers).await?;
         let id = ProviderId::from_uuid(self.ids.new_id());
-        let created = async {
-            let sealed = seal_credentials(
-                self.sealer.as_ref(),
-                &provider_credentials_purpose(scope.account_id(), id),
-                &request.credentials,
-            )?;
-            let provider = NewProvider {
-                id,
-                provider_type,
-                name,
-                base_url,
-                sealed_credentials: sealed.sealed,
-                credential_keys: sealed.keys,
-            };
-            Ok::<_, InboxError>(self.store.create_provider(scope, &provider, audit).await?)
-        }
-        .await;
-        match created {
-            Ok(provider) => Ok(provider),
-            Err(error) => {
-                if let Err(e) = self.quotas.release(scope, reservation).await {
-                    tracing::warn!(error = %e, "could not give a provider slot back");
-                }
-                Err(error)
-            }
-        }
+        let sealed = seal_credentials(
+            self.sealer.as_ref(),
+            &provider_credentials_purpose(scope.account_id(), id),
+            &request.credentials,
+        )?;
+        let provider = NewProvider {
+            id,
+            provider_type,
+            name,
+            base_url,
+            sealed_credentials: sealed.sealed,
+            credential_keys: sealed.keys,
+            quota: self.quotas.claim(scope, Resource::Providers).await?,
+        };
+        self.store.create_provider(scope, &provider, audit).await
     }
 
     /// Live providers by id (`ProvidersRead`).
@@ -393,42 +381,31 @@ impl ProviderService {
         audit: &AuditContext,
     ) -> Result<CreatedInstance, InboxError> {
         require(scope, Action::ProvidersWrite)?;
-        let provider = self.store.provider(scope, provider_id).await?;
-        let name = validate::instance_name(provider.provider_type, &request.name)?;
-        self.instance_credentials(provider.provider_type, request.credentials.as_ref())?;
+        let provider_type = self.store.provider_type(scope, provider_id).await?;
+        let name = validate::instance_name(provider_type, &request.name)?;
+        self.instance_credentials(provider_type, request.credentials.as_ref())?;
 
-        let reservation = self.quotas.reserve(scope, Resource::Instances).await?;
         let id = InstanceId::from_uuid(self.ids.new_id());
         let (webhook_token, webhook_token_hash) = self.tokens.generate();
-        let created = async {
-            let credentials =
-                self.seal_instance_credentials(scope, id, request.credentials.as_ref())?;
-            let delay = time::Duration::try_from(first_check_delay(id, self.settings.interval))
-                .map_err(|e| InboxError::Internal(e.to_string()))?;
-            let instance = NewInstance {
-                id,
-                provider_id,
-                name,
-                inbox_id: request.inbox_id.map(InboxId::from_uuid),
-                credentials,
-                webhook_token_hash,
-                first_check_at: self.clock.now() + delay,
-            };
-            self.store.create_instance(scope, &instance, audit).await
-        }
-        .await;
-        match created {
-            Ok(instance) => Ok(CreatedInstance {
-                instance,
-                webhook_token,
-            }),
-            Err(error) => {
-                if let Err(e) = self.quotas.release(scope, reservation).await {
-                    tracing::warn!(error = %e, "could not give an instance slot back");
-                }
-                Err(error)
-            }
-        }
+        let credentials =
+            self.seal_instance_credentials(scope, id, request.credentials.as_ref())?;
+        let delay = time::Duration::try_from(first_check_delay(id, self.settings.interval))
+            .map_err(|e| InboxError::Internal(e.to_string()))?;
+        let instance = NewInstance {
+            id,
+            provider_id,
+            name,
+            inbox_id: request.inbox_id.map(InboxId::from_uuid),
+            credentials,
+            webhook_token_hash,
+            first_check_at: self.clock.now() + delay,
+            quota: self.quotas.claim(scope, Resource::Instances).await?,
+        };
+        let instance = self.store.create_instance(scope, &instance, audit).await?;
+        Ok(CreatedInstance {
+            instance,
+            webhook_token,
+        })
     }
 
     /// Live instances of a provider (`ProvidersRead`).
@@ -811,7 +788,7 @@ mod tests {
         ];
         for (req, field) in cases {
             let mut m = Mocks::new();
-            m.quotas.expect_reserve().never();
+            m.quotas.expect_claim().never();
             m.store.expect_create_provider().never();
             let err = m
                 .service()
@@ -824,7 +801,7 @@ mod tests {
             }
         }
         let mut m = Mocks::new();
-        m.quotas.expect_reserve().never();
+        m.quotas.expect_claim().never();
         let err = m
             .service()
             .create_provider(
@@ -837,19 +814,29 @@ mod tests {
         assert_eq!(err, InboxError::Forbidden);
     }
 
+    fn claim(resource: Resource) -> Option<whatpro_entitlements::QuotaClaim> {
+        Some(whatpro_entitlements::QuotaClaim {
+            resource,
+            period: String::new(),
+            limit: Some(2),
+        })
+    }
+
+    fn claimed(
+        _: &TenantScope,
+        resource: Resource,
+    ) -> Result<Option<whatpro_entitlements::QuotaClaim>, EntitlementError> {
+        Ok(claim(resource))
+    }
+
     #[tokio::test]
-    async fn a_provider_takes_a_slot_and_a_failed_store_gives_it_back() {
+    async fn a_provider_hands_its_quota_claim_to_the_store_and_never_releases_by_hand() {
         let mut m = Mocks::new();
         m.quotas
-            .expect_reserve()
+            .expect_claim()
             .withf(|_, r| *r == Resource::Providers)
             .times(1)
-            .returning(|_, r| {
-                Ok(Reservation {
-                    resource: r,
-                    period: String::new(),
-                })
-            });
+            .returning(claimed);
         m.store
             .expect_create_provider()
             .withf(|_, p, _| {
@@ -857,13 +844,11 @@ mod tests {
                     == format!("sealed-for:whatpro:sealed:provider-credentials:1:{}", p.id)
                     && p.credential_keys == ["api_key"]
                     && p.base_url == "https://evo.example"
+                    && p.quota == claim(Resource::Providers)
             })
-            .returning(|_, _, _| Err(whatpro_iam::StoreError::Unavailable("down".into())));
-        m.quotas
-            .expect_release()
-            .withf(|_, r| r.resource == Resource::Providers)
-            .times(1)
-            .returning(|_, _| Ok(()));
+            .returning(|_, _, _| Err(InboxError::Unavailable("down".into())));
+        // The slot is taken in the store's transaction: a failed create rolls it back there.
+        m.quotas.expect_release().never();
         let err = m
             .service()
             .create_provider(
@@ -881,16 +866,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn quota_exceeded_stores_nothing() {
+    async fn quota_exceeded_in_the_store_reaches_the_caller_as_quota_exceeded() {
         let mut m = Mocks::new();
-        m.quotas.expect_reserve().returning(|_, _| {
-            Err(EntitlementError::QuotaExceeded {
-                resource: Resource::Providers,
-                limit: 2,
-                used: 2,
-            })
-        });
-        m.store.expect_create_provider().never();
+        m.quotas.expect_claim().returning(claimed);
+        m.store
+            .expect_create_provider()
+            .times(1)
+            .returning(|_, p, _| {
+                let claim = p.quota.as_ref().expect("a claim");
+                Err(InboxError::Entitlement(claim.exceeded(2, 2)))
+            });
         m.quotas.expect_release().never();
         let err = m
             .service()
@@ -903,6 +888,14 @@ mod tests {
             .unwrap_err();
         use whatpro_kernel::Classify;
         assert_eq!(err.code(), "quota_exceeded");
+        assert_eq!(
+            err,
+            InboxError::Entitlement(EntitlementError::QuotaExceeded {
+                resource: Resource::Providers,
+                limit: 2,
+                used: 2,
+            })
+        );
     }
 
     #[tokio::test]
@@ -935,9 +928,10 @@ mod tests {
         let zapi = provider(ProviderType::Zapi);
         let zapi_id = zapi.id;
         m.store
-            .expect_provider()
-            .returning(move |_, _| Ok(zapi.clone()));
-        m.quotas.expect_reserve().never();
+            .expect_provider_type()
+            .withf(move |_, id| *id == zapi_id)
+            .returning(|_, _| Ok(ProviderType::Zapi));
+        m.quotas.expect_claim().never();
         let err = m
             .service()
             .create_instance(
@@ -964,21 +958,18 @@ mod tests {
         let evo = provider(ProviderType::Evolution);
         let evo_id = evo.id;
         m.store
-            .expect_provider()
-            .returning(move |_, _| Ok(evo.clone()));
+            .expect_provider_type()
+            .withf(move |_, id| *id == evo_id)
+            .returning(|_, _| Ok(ProviderType::Evolution));
         m.quotas
-            .expect_reserve()
+            .expect_claim()
             .withf(|_, r| *r == Resource::Instances)
-            .returning(|_, r| {
-                Ok(Reservation {
-                    resource: r,
-                    period: String::new(),
-                })
-            });
+            .returning(claimed);
         m.store
             .expect_create_instance()
             .withf(|_, i, _| {
-                i.webhook_token_hash == b"hash:whpw_token"
+                i.quota == claim(Resource::Instances)
+                    && i.webhook_token_hash == b"hash:whpw_token"
                     && i.first_check_at >= NOW
                     && i.first_check_at < NOW + time::Duration::seconds(60)
                     && i.credentials.as_ref().is_some_and(|c| {

@@ -529,6 +529,7 @@ fn new_provider(provider_type: ProviderType) -> NewProvider {
         base_url: "https://evo.example".into(),
         sealed_credentials: "v4.local.sealed-credentials".into(),
         credential_keys: vec!["api_key".into()],
+        quota: None,
     }
 }
 
@@ -548,6 +549,7 @@ fn new_instance(
         }),
         webhook_token_hash: vec![7; 32],
         first_check_at: first_check,
+        quota: None,
     }
 }
 
@@ -1112,4 +1114,145 @@ async fn webhook_targets_are_found_by_instance_id_alone() {
         store.webhook_target(&platform, instance.id).await.unwrap(),
         None
     );
+}
+
+#[tokio::test]
+async fn creates_take_their_quota_slot_in_their_own_transaction() {
+    use std::collections::BTreeMap;
+    use whatpro_db::PgEntitlementStore;
+    use whatpro_entitlements::{
+        EntitlementError, EntitlementStore, Overrides, QuotaClaim, Resource,
+    };
+
+    let fx = Fixture::new().await;
+    two_accounts(&fx).await;
+    let entitlements = PgEntitlementStore::new(fx.pool.clone());
+    let store = PgProviderStore::new(fx.pool.clone());
+    let a = admin_scope(1, 5);
+    let b = admin_scope(2, 5);
+    let one_instance = Overrides {
+        limits: BTreeMap::from([(Resource::Instances, Some(1))]),
+        features: BTreeMap::new(),
+    };
+    entitlements
+        .set_account(&a, None, Some(one_instance))
+        .await
+        .unwrap();
+    let claim = |resource| {
+        Some(QuotaClaim {
+            resource,
+            period: String::new(),
+            limit: if resource == Resource::Instances {
+                Some(1)
+            } else {
+                Some(2)
+            },
+        })
+    };
+    let used = async |scope| {
+        entitlements
+            .usage(scope, "2026-12")
+            .await
+            .unwrap()
+            .get(&Resource::Instances)
+            .copied()
+            .unwrap_or(0)
+    };
+
+    let provider = store
+        .create_provider(
+            &a,
+            &NewProvider {
+                quota: claim(Resource::Providers),
+                ..new_provider(ProviderType::Evolution)
+            },
+            &audit(),
+        )
+        .await
+        .unwrap();
+    // A create that fails keeps no slot: the slot is taken in its rolled-back transaction.
+    let missing_inbox = InboxId::from_uuid(Uuid::now_v7());
+    let failed = store
+        .create_instance(
+            &a,
+            &NewInstance {
+                quota: claim(Resource::Instances),
+                ..new_instance(provider.id, Some(missing_inbox), now())
+            },
+            &audit(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(failed, InboxError::InboxNotFound);
+    assert_eq!(used(&a).await, 0);
+
+    let first = store
+        .create_instance(
+            &a,
+            &NewInstance {
+                quota: claim(Resource::Instances),
+                ..new_instance(provider.id, None, now())
+            },
+            &audit(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(used(&a).await, 1);
+
+    // The second instance finds no slot left: refused with the limit, and nothing is stored.
+    let refused = new_instance(provider.id, None, now());
+    let refused_id = refused.id;
+    let err = store
+        .create_instance(
+            &a,
+            &NewInstance {
+                quota: claim(Resource::Instances),
+                ..refused
+            },
+            &audit(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        InboxError::Entitlement(EntitlementError::QuotaExceeded {
+            resource: Resource::Instances,
+            limit: 1,
+            used: 1,
+        })
+    );
+    let live = store
+        .list_instances(&a, provider.id, None, Limit::clamped(Some(50)))
+        .await
+        .unwrap();
+    let ids: Vec<InstanceId> = live.items.iter().map(|i| i.id).collect();
+    assert_eq!(ids, [first.id]);
+    assert!(!ids.contains(&refused_id));
+    let created_rows = fx
+        .audit(1)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "provider_instance.created")
+        .count();
+    assert_eq!(created_rows, 1, "the refused create left no audit row");
+    assert_eq!(used(&a).await, 1);
+
+    // Account B has its own counter (trial: 3 instances).
+    let b_provider = store
+        .create_provider(&b, &new_provider(ProviderType::Evolution), &audit())
+        .await
+        .unwrap();
+    store
+        .create_instance(
+            &b,
+            &NewInstance {
+                quota: claim(Resource::Instances),
+                ..new_instance(b_provider.id, None, now())
+            },
+            &audit(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(used(&b).await, 1);
+    assert_eq!(used(&a).await, 1);
 }
