@@ -400,7 +400,9 @@ fn notes(skip_hub: bool) -> Vec<String> {
              insert and audit in one transaction): with the entitlements service as the quota \
              port and the metering record (on), or with a no-op quota port (off), measured \
              back to back; each worker creates in its own account, except in the one-account \
-             row."
+             row. Their first health probes are spread over a day, so the Hub's scheduler \
+             (same database) does not probe the growing pile of bench instances during the \
+             run."
                 .to_owned(),
         );
         notes.push(

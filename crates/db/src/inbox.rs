@@ -1024,16 +1024,17 @@ SELECT i.id, i.provider_id, i.name, i.inbox_id, i.credential_keys, i.created_at,
  WHERE i.account_id = $1 AND i.provider_id = $2 AND i.id = $3 AND i.deleted_at IS NULL";
 
 async fn load_instance(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     account: i64,
     provider: ProviderId,
     id: InstanceId,
 ) -> Result<Option<ProviderInstance>, TxError> {
+    let mut conn = conn;
     let row: Option<InstanceRow> = diesel::sql_query(INSTANCE_SQL)
         .bind::<BigInt, _>(account)
         .bind::<SqlUuid, _>(provider.as_uuid())
         .bind::<SqlUuid, _>(id.as_uuid())
-        .get_result(conn)
+        .get_result(&mut conn)
         .await
         .optional()?;
     row.map(InstanceRow::into_instance).transpose()
@@ -1104,9 +1105,10 @@ struct HistoryEntry<'a> {
 }
 
 async fn insert_history(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     entry: &HistoryEntry<'_>,
 ) -> Result<(), DieselError> {
+    let mut conn = conn;
     diesel::insert_into(instance_health_events::table)
         .values((
             instance_health_events::account_id.eq(entry.account),
@@ -1119,7 +1121,7 @@ async fn insert_history(
             instance_health_events::source.eq(entry.source.as_str()),
             instance_health_events::created_at.eq(entry.at),
         ))
-        .execute(conn)
+        .execute(&mut conn)
         .await
         .map(drop)
 }
@@ -1722,44 +1724,57 @@ impl ProviderStore for PgProviderStore {
                     claim.exceeded(used, limit),
                 )));
             }
-            diesel::sql_query(INSERT_HEALTH_SQL)
-                .bind::<BigInt, _>(account)
-                .bind::<SqlUuid, _>(instance.id.as_uuid())
-                .bind::<Timestamptz, _>(instance.first_check_at)
-                .execute(conn)
-                .await?;
-            insert_history(
-                conn,
-                &HistoryEntry {
-                    account,
-                    instance: instance.id,
-                    state: HealthState::Unknown,
-                    previous: None,
-                    reason: Some("created"),
-                    latency_ms: None,
-                    source: HealthSource::Created,
-                    at: OffsetDateTime::now_utc(),
-                },
-            )
-            .await?;
-            insert_audit(
-                conn,
-                &[audit_row(
-                    scope,
-                    "provider_instance.created",
-                    format!("provider_instance:{}", instance.id),
-                    json!({
-                        "provider_id": instance.provider_id.to_string(),
-                        "name": instance.name,
-                        "inbox_id": instance.inbox_id.map(|i| i.to_string()),
-                    }),
-                    audit,
-                )],
-            )
-            .await?;
-            load_instance(conn, account, instance.provider_id, instance.id)
-                .await?
-                .ok_or_else(|| Fail::Tx(TxError::Corrupt("the new instance is missing".into())))
+            // The row exists: its health, first history entry, audit row and read-back go
+            // in one pipelined round trip (the slot's counter row stays locked until the
+            // commit, so keeping this short keeps concurrent creates of the account moving).
+            let shared: &AsyncPgConnection = conn;
+            let health = async {
+                let mut conn = shared;
+                diesel::sql_query(INSERT_HEALTH_SQL)
+                    .bind::<BigInt, _>(account)
+                    .bind::<SqlUuid, _>(instance.id.as_uuid())
+                    .bind::<Timestamptz, _>(instance.first_check_at)
+                    .execute(&mut conn)
+                    .await
+            };
+            let entry = HistoryEntry {
+                account,
+                instance: instance.id,
+                state: HealthState::Unknown,
+                previous: None,
+                reason: Some("created"),
+                latency_ms: None,
+                source: HealthSource::Created,
+                at: OffsetDateTime::now_utc(),
+            };
+            let rows = [audit_row(
+                scope,
+                "provider_instance.created",
+                format!("provider_instance:{}", instance.id),
+                json!({
+                    "provider_id": instance.provider_id.to_string(),
+                    "name": instance.name,
+                    "inbox_id": instance.inbox_id.map(|i| i.to_string()),
+                }),
+                audit,
+            )];
+            let audited = async {
+                let mut conn = shared;
+                diesel::insert_into(crate::schema::audit_log::table)
+                    .values(&rows)
+                    .execute(&mut conn)
+                    .await
+            };
+            let (health, history, audited, loaded) = tokio::join!(
+                health,
+                insert_history(shared, &entry),
+                audited,
+                load_instance(shared, account, instance.provider_id, instance.id)
+            );
+            health?;
+            history?;
+            audited?;
+            loaded?.ok_or_else(|| Fail::Tx(TxError::Corrupt("the new instance is missing".into())))
         })
         .await
         .map_err(|e| e.into_inbox("create instance"))
