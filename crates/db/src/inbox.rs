@@ -1819,8 +1819,8 @@ impl ProviderStore for PgProviderStore {
         provider: ProviderId,
         id: InstanceId,
     ) -> Result<ProviderInstance, InboxError> {
-        let mut conn = self.pool.get().await.map_err(pool_inbox_error)?;
-        load_instance(&mut conn, scope.account_id().get(), provider, id)
+        let conn = self.pool.get().await.map_err(pool_inbox_error)?;
+        load_instance(&conn, scope.account_id().get(), provider, id)
             .await
             .map_err(|e| InboxError::from(e.into_store("read instance")))?
             .ok_or(InboxError::InstanceNotFound)
@@ -1969,7 +1969,7 @@ impl ProviderStore for PgProviderStore {
     ) -> Result<Paged<HealthChange>, InboxError> {
         let account = scope.account_id().get();
         let mut conn = self.pool.get().await.map_err(pool_inbox_error)?;
-        let live = load_instance(&mut conn, account, provider, id)
+        let live = load_instance(&conn, account, provider, id)
             .await
             .map_err(|e| InboxError::from(e.into_store("read instance")))?
             .is_some();
