@@ -2,6 +2,7 @@
 //! tokens, and the audit rows and cache invalidations their security events write.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use diesel::prelude::*;
@@ -639,14 +640,15 @@ impl IdentityStore for PgIdentityStore {
         .map_err(|e| e.into_store("record_login_failure"))
     }
 
-    async fn principal(&self, user: UserId) -> Result<Option<Principal>, StoreError> {
+    async fn principal(&self, user: UserId) -> Result<Option<Arc<Principal>>, StoreError> {
         let mut conn = self.conn().await?;
         conn.transaction::<_, TxError, _>(async |conn| load_principal(conn, user).await)
             .await
+            .map(|found| found.map(Arc::new))
             .map_err(|e| e.into_store("principal"))
     }
 
-    async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
+    async fn session(&self, id: SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         let mut conn = self.conn().await?;
         let row = sessions::table
             .find(id.as_uuid())
@@ -655,7 +657,7 @@ impl IdentityStore for PgIdentityStore {
             .await
             .optional()
             .map_err(|e| db_error("session", &e))?;
-        Ok(row.map(SessionRecord::from))
+        Ok(row.map(|row| Arc::new(SessionRecord::from(row))))
     }
 
     async fn session_for_refresh(&self, hash: &[u8]) -> Result<Option<SessionRecord>, StoreError> {

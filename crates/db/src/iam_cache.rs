@@ -174,8 +174,8 @@ impl<K: Hash + Eq + Copy, V: Clone> Shards<K, V> {
 
 /// The shared state of one instance's cache.
 struct IamCache {
-    sessions: Shards<SessionId, SessionRecord>,
-    principals: Shards<UserId, Principal>,
+    sessions: Shards<SessionId, Arc<SessionRecord>>,
+    principals: Shards<UserId, Arc<Principal>>,
     api_keys: Shards<ApiKeyId, ApiKeyRecord>,
     instance_tokens: Shards<Uuid, InstanceTokenRecord>,
     ttl: Duration,
@@ -416,7 +416,7 @@ impl CachedIdentityStore {
         tokio::spawn(listen_forever(cache, url))
     }
 
-    fn cached_session(&self, id: SessionId) -> Option<SessionRecord> {
+    fn cached_session(&self, id: SessionId) -> Option<Arc<SessionRecord>> {
         if self.cache.usable() {
             self.cache.sessions.get(&id, self.cache.ttl)
         } else {
@@ -424,7 +424,7 @@ impl CachedIdentityStore {
         }
     }
 
-    fn cached_principal(&self, user: UserId) -> Option<Principal> {
+    fn cached_principal(&self, user: UserId) -> Option<Arc<Principal>> {
         if self.cache.usable() {
             self.cache.principals.get(&user, self.cache.ttl)
         } else {
@@ -539,7 +539,7 @@ impl IdentityStore for CachedIdentityStore {
         self.inner.record_login_failure(user, reason, audit).await
     }
 
-    async fn principal(&self, user: UserId) -> Result<Option<Principal>, StoreError> {
+    async fn principal(&self, user: UserId) -> Result<Option<Arc<Principal>>, StoreError> {
         if let Some(principal) = self.cached_principal(user) {
             return Ok(Some(principal));
         }
@@ -549,14 +549,14 @@ impl IdentityStore for CachedIdentityStore {
         if let Some(principal) = &found {
             self.cache
                 .principals
-                .insert_if(user, principal.clone(), epoch, || {
+                .insert_if(user, Arc::clone(principal), epoch, || {
                     self.cache.still_valid(generation)
                 });
         }
         Ok(found)
     }
 
-    async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
+    async fn session(&self, id: SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         if let Some(session) = self.cached_session(id) {
             return Ok(Some(session));
         }
@@ -566,7 +566,7 @@ impl IdentityStore for CachedIdentityStore {
         if let Some(session) = &found {
             self.cache
                 .sessions
-                .insert_if(id, session.clone(), epoch, || {
+                .insert_if(id, Arc::clone(session), epoch, || {
                     self.cache.still_valid(generation)
                 });
         }

@@ -2,6 +2,7 @@
 //! embedded UI).
 
 use std::fmt;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -199,7 +200,7 @@ pub struct ApiKeyAuth {
     /// The key.
     pub key: ApiKeyRecord,
     /// Its creator's user and usable memberships.
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
 }
 
 /// The claims of an instance token.
@@ -278,7 +279,7 @@ pub struct InstanceAuth {
     /// The claims.
     pub claims: InstanceClaims,
     /// The user and usable memberships.
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
 }
 
 #[cfg(test)]

@@ -734,7 +734,7 @@ mod tests {
     fn auth(role: Role, scopes: &[Scope]) -> ApiKeyAuth {
         ApiKeyAuth {
             key: record(scopes),
-            principal: principal(role),
+            principal: Arc::new(principal(role)),
         }
     }
 
@@ -746,8 +746,8 @@ mod tests {
                 token_id: Uuid::nil(),
                 expires_at: now(),
             },
-            session: session(false),
-            principal: principal(role),
+            session: Arc::new(session(false)),
+            principal: Arc::new(principal(role)),
         }
     }
 
@@ -787,7 +787,7 @@ mod tests {
         ports
             .store
             .expect_principal()
-            .returning(|_| Ok(Some(principal(Role::Admin))));
+            .returning(|_| Ok(Some(Arc::new(principal(Role::Admin)))));
         ports
             .credentials
             .expect_touch_api_key()
@@ -836,7 +836,7 @@ mod tests {
         ports
             .store
             .expect_principal()
-            .returning(|_| Ok(Some(principal(Role::Admin))));
+            .returning(|_| Ok(Some(Arc::new(principal(Role::Admin)))));
         ports
             .credentials
             .expect_touch_api_key()
@@ -867,7 +867,7 @@ mod tests {
         ports
             .store
             .expect_principal()
-            .returning(|_| Ok(Some(principal(Role::Admin))));
+            .returning(|_| Ok(Some(Arc::new(principal(Role::Admin)))));
         ports
             .credentials
             .expect_touch_api_key()
@@ -992,7 +992,7 @@ mod tests {
 
         // The creator left the account: refused, not audited as a scope problem.
         let mut gone = auth(Role::Admin, &[Scope::MembersRead]);
-        gone.principal.memberships.clear();
+        Arc::make_mut(&mut gone.principal).memberships.clear();
         assert_eq!(
             svc.api_key_scope(&gone, one, Action::MembersRead, &audit)
                 .await
@@ -1363,7 +1363,7 @@ mod tests {
             ports
                 .store
                 .expect_principal()
-                .returning(|_| Ok(Some(principal(Role::Agent))));
+                .returning(|_| Ok(Some(Arc::new(principal(Role::Agent)))));
             let svc = ports.service(IamSettings::default());
             assert_eq!(
                 svc.authenticate_instance_token("t", origin)
@@ -1387,7 +1387,7 @@ mod tests {
         ports.store.expect_principal().returning(|_| {
             let mut p = principal(Role::Agent);
             p.memberships.clear();
-            Ok(Some(p))
+            Ok(Some(Arc::new(p)))
         });
         let svc = ports.service(IamSettings::default());
         assert_eq!(
@@ -1414,7 +1414,7 @@ mod tests {
         let svc = Ports::new().service(IamSettings::default());
         let auth = InstanceAuth {
             claims: claims(&[Scope::MembersRead, Scope::MembersWrite]),
-            principal: principal(Role::Agent),
+            principal: Arc::new(principal(Role::Agent)),
         };
         let scope = svc
             .instance_scope(&auth, AccountId::new(1), Action::MembersRead)

@@ -1,5 +1,7 @@
 //! The ports of identity and access. Each method's doc is the adapter's contract.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -161,11 +163,12 @@ pub trait IdentityStore: Send + Sync {
         audit: &AuditContext,
     ) -> Result<(), StoreError>;
 
-    /// The user and the memberships they can use now (active accounts only).
-    async fn principal(&self, user: UserId) -> Result<Option<Principal>, StoreError>;
+    /// The user and the memberships they can use now (active accounts only). Shared: the
+    /// per-request authentication reads it from a cache without copying it.
+    async fn principal(&self, user: UserId) -> Result<Option<Arc<Principal>>, StoreError>;
 
-    /// A session, live or not.
-    async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError>;
+    /// A session, live or not (shared, like the principal).
+    async fn session(&self, id: SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError>;
 
     /// The session a refresh token belongs to (for logout with the refresh cookie alone).
     async fn session_for_refresh(&self, hash: &[u8]) -> Result<Option<SessionRecord>, StoreError>;

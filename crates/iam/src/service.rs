@@ -88,7 +88,7 @@ pub struct LoginResult {
     /// The session.
     pub session: SessionRecord,
     /// The user and usable memberships.
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
 }
 
 /// A request's verified identity: token claims, a live session, the principal.
@@ -97,9 +97,9 @@ pub struct AuthContext {
     /// The verified claims.
     pub claims: AccessClaims,
     /// The live session.
-    pub session: SessionRecord,
+    pub session: Arc<SessionRecord>,
     /// The user and memberships.
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
 }
 
 impl AuthContext {
@@ -242,7 +242,7 @@ impl IamService {
             access_token,
             refresh_token,
             session,
-            principal,
+            principal: Arc::new(principal),
         })
     }
 
@@ -301,7 +301,7 @@ impl IamService {
         &self,
         session: &SessionRecord,
         audit: &AuditContext,
-    ) -> Result<Principal, IamError> {
+    ) -> Result<Arc<Principal>, IamError> {
         let credential = session
             .sealed_credential
             .as_deref()
@@ -310,7 +310,9 @@ impl IamService {
             match self.chatwoot.verify(&credential).await {
                 Ok(profile) => {
                     let super_admin = self.is_super_admin(&profile.email);
-                    return Ok(self.store.sync_memberships(&profile, super_admin).await?);
+                    return Ok(Arc::new(
+                        self.store.sync_memberships(&profile, super_admin).await?,
+                    ));
                 }
                 Err(IdentityError::InvalidCredentials) => {
                     self.store
@@ -805,7 +807,7 @@ pub(crate) mod tests {
         ports
             .store
             .expect_principal()
-            .returning(|_| Ok(Some(principal(Role::Agent))));
+            .returning(|_| Ok(Some(Arc::new(principal(Role::Agent)))));
         let result = ports
             .service(IamSettings::default())
             .refresh(&"a".repeat(64), AuditContext::default())
@@ -850,11 +852,11 @@ pub(crate) mod tests {
             ports
                 .store
                 .expect_session()
-                .returning(move |_| Ok(stored.clone()));
+                .returning(move |_| Ok(stored.clone().map(Arc::new)));
             ports
                 .store
                 .expect_principal()
-                .returning(|_| Ok(Some(principal(Role::Agent))));
+                .returning(|_| Ok(Some(Arc::new(principal(Role::Agent)))));
             let err = ports
                 .service(IamSettings::default())
                 .authenticate("tok")
@@ -888,8 +890,8 @@ pub(crate) mod tests {
                 token_id: Uuid::nil(),
                 expires_at: now(),
             },
-            session: session(false),
-            principal: principal(role),
+            session: Arc::new(session(false)),
+            principal: Arc::new(principal(role)),
         };
         let scope = svc
             .tenant_scope(&ctx(Role::Admin), AccountId::new(1), Action::MembersWrite)

@@ -25,7 +25,7 @@ async fn login_upserts_user_accounts_memberships_session_and_token() {
     assert_eq!(roles(&principal), vec![(1, Role::Admin), (2, Role::Agent)]);
     assert_eq!(principal.memberships[0].account_name, "Account 1");
 
-    let session = fx.store.session(sid).await.unwrap().unwrap();
+    let session = (*fx.store.session(sid).await.unwrap().unwrap()).clone();
     assert_eq!(session.user_id, UserId::new(10));
     assert_eq!(session.created_at, t);
     assert_eq!(session.idle_expires_at, t + Duration::days(7));
@@ -49,8 +49,12 @@ async fn login_upserts_user_accounts_memberships_session_and_token() {
         vec![session]
     );
     assert_eq!(
-        fx.store.principal(UserId::new(10)).await.unwrap(),
-        Some(principal)
+        fx.store
+            .principal(UserId::new(10))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&principal)
     );
     assert_eq!(fx.store.principal(UserId::new(99)).await.unwrap(), None);
 
@@ -184,7 +188,7 @@ async fn a_left_account_is_removed_and_a_suspended_one_is_not_usable() {
     let (_, principal) = fx.login(&p, "t1", t).await;
     assert_eq!(roles(&principal), vec![(1, Role::Agent)]);
     assert_eq!(
-        fx.store.principal(UserId::new(10)).await.unwrap().unwrap(),
+        *fx.store.principal(UserId::new(10)).await.unwrap().unwrap(),
         principal
     );
 

@@ -30,7 +30,10 @@ async fn rotation_uses_the_token_stores_the_successor_and_extends_the_session() 
     assert_eq!(session.last_seen_at, t1);
     assert_eq!(session.idle_expires_at, t1 + Duration::days(7));
     assert_eq!(session.absolute_expires_at, t + Duration::days(30));
-    assert_eq!(fx.store.session(sid).await.unwrap(), Some(session.clone()));
+    assert_eq!(
+        fx.store.session(sid).await.unwrap().as_deref(),
+        Some(&session)
+    );
     assert_eq!(
         fx.store
             .session_for_refresh(&hash("t1"))
