@@ -50,8 +50,13 @@ pub struct PasetoAccessTokens {
     /// Tokens already decrypted and checked, with their claims: clients present the same token
     /// for up to 15 minutes, so the cipher and claim parsing run once per token, not per
     /// request. Only the time checks run on a hit. Bounded: cleared when full.
-    verified: Arc<RwLock<HashMap<String, (AccessClaims, OffsetDateTime)>>>,
+    verified: Arc<RwLock<VerifiedTokens>>,
 }
+
+/// Verified tokens and their claims, hashed with a per-process random seed (foldhash: the
+/// ~350-byte token is hashed on every request, SipHash was a visible share of it). Only tokens
+/// that decrypted are stored, so callers cannot choose the keys.
+type VerifiedTokens = HashMap<String, (AccessClaims, OffsetDateTime), foldhash::fast::RandomState>;
 
 /// Most tokens remembered by one process (about 40 MB at worst).
 const VERIFIED_CAPACITY: usize = 100_000;

@@ -74,11 +74,18 @@ struct Entry<V> {
     stored: Instant,
 }
 
+/// Seeded fast hashing for the shard choice and the maps (keys are ids from verified
+/// credentials, read on every authenticated request).
+type FastHash = foldhash::fast::RandomState;
+
+/// One shard's map.
+type ShardMap<K, V> = HashMap<K, Entry<V>, FastHash>;
+
 /// A bounded map split into independently locked shards.
 struct Shards<K, V> {
-    shards: Vec<RwLock<HashMap<K, Entry<V>>>>,
+    shards: Vec<RwLock<ShardMap<K, V>>>,
     per_shard: usize,
-    hasher: RandomState,
+    hasher: FastHash,
     /// Bumped when a key hashing here is invalidated; a load that saw another value is not
     /// stored.
     epochs: Vec<AtomicU64>,
@@ -87,14 +94,16 @@ struct Shards<K, V> {
 impl<K: Hash + Eq + Copy, V: Clone> Shards<K, V> {
     fn new(capacity: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(ShardMap::default()))
+                .collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
-            hasher: RandomState::new(),
+            hasher: FastHash::default(),
             epochs: (0..EPOCH_SLOTS).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
-    fn shard(&self, key: &K) -> &RwLock<HashMap<K, Entry<V>>> {
+    fn shard(&self, key: &K) -> &RwLock<ShardMap<K, V>> {
         let index = usize::try_from(self.hasher.hash_one(key) % SHARDS as u64).unwrap_or(0);
         &self.shards[index]
     }
