@@ -195,17 +195,19 @@ impl AuditEvent<'_> {
     }
 }
 
-/// Inserts audit rows.
+/// Inserts audit rows (takes a shared connection, so a create can pipeline it with its other
+/// writes).
 pub(crate) async fn insert_audit(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     rows: &[NewAudit],
 ) -> Result<(), DieselError> {
     if rows.is_empty() {
         return Ok(());
     }
+    let mut conn = conn;
     diesel::insert_into(audit_log::table)
         .values(rows)
-        .execute(conn)
+        .execute(&mut conn)
         .await
         .map(drop)
 }

@@ -126,16 +126,9 @@ async fn audit_and_take_slot(
     row: crate::iam::NewAudit,
     quota: Option<&QuotaClaim>,
 ) -> Result<(), Fail> {
-    use crate::schema::audit_log;
     let shared: &AsyncPgConnection = conn;
     let rows = [row];
-    let audited = async {
-        let mut conn = shared;
-        diesel::insert_into(audit_log::table)
-            .values(&rows)
-            .execute(&mut conn)
-            .await
-    };
+    let audited = insert_audit(shared, &rows);
     let Some(claim) = quota else {
         audited.await?;
         return Ok(());
@@ -980,18 +973,29 @@ impl InstanceRow {
 }
 
 /// Live instances of a live provider of the account, one (`$3`) or a page after `$4`.
-const INSTANCES_SQL: &str = "
+/// The columns of an [`InstanceRow`] and the joins they come from; the statements add their
+/// `WHERE` (live instances of a live provider: `$1` account, `$2` provider).
+macro_rules! instance_select {
+    () => {
+        "
 SELECT i.id, i.provider_id, i.name, i.inbox_id, i.credential_keys, i.created_at, i.updated_at,
        h.state, h.checked_at, h.latency_ms, h.reason, h.last_event_at
   FROM provider_instances i
   JOIN providers p ON p.account_id = i.account_id AND p.id = i.provider_id
                   AND p.deleted_at IS NULL
   LEFT JOIN instance_health h ON h.account_id = i.account_id AND h.instance_id = i.id
- WHERE i.account_id = $1 AND i.provider_id = $2 AND i.deleted_at IS NULL
+ WHERE i.account_id = $1 AND i.provider_id = $2 AND i.deleted_at IS NULL"
+    };
+}
+
+const INSTANCES_SQL: &str = concat!(
+    instance_select!(),
+    "
    AND ($3::uuid IS NULL OR i.id = $3)
    AND ($4::uuid IS NULL OR i.id > $4)
  ORDER BY i.id
- LIMIT $5";
+ LIMIT $5"
+);
 
 async fn load_instances(
     conn: &mut AsyncPgConnection,
@@ -1014,14 +1018,7 @@ async fn load_instances(
 
 /// One live instance by its exact key (its own statement: the optional filters of
 /// `INSTANCES_SQL` would let a generic plan walk every instance of the provider).
-const INSTANCE_SQL: &str = "
-SELECT i.id, i.provider_id, i.name, i.inbox_id, i.credential_keys, i.created_at, i.updated_at,
-       h.state, h.checked_at, h.latency_ms, h.reason, h.last_event_at
-  FROM provider_instances i
-  JOIN providers p ON p.account_id = i.account_id AND p.id = i.provider_id
-                  AND p.deleted_at IS NULL
-  LEFT JOIN instance_health h ON h.account_id = i.account_id AND h.instance_id = i.id
- WHERE i.account_id = $1 AND i.provider_id = $2 AND i.id = $3 AND i.deleted_at IS NULL";
+const INSTANCE_SQL: &str = concat!(instance_select!(), " AND i.id = $3");
 
 async fn load_instance(
     conn: &AsyncPgConnection,
@@ -1758,17 +1755,10 @@ impl ProviderStore for PgProviderStore {
                 }),
                 audit,
             )];
-            let audited = async {
-                let mut conn = shared;
-                diesel::insert_into(crate::schema::audit_log::table)
-                    .values(&rows)
-                    .execute(&mut conn)
-                    .await
-            };
             let (health, history, audited, loaded) = tokio::join!(
                 health,
                 insert_history(shared, &entry),
-                audited,
+                insert_audit(shared, &rows),
                 load_instance(shared, account, instance.provider_id, instance.id)
             );
             health?;
