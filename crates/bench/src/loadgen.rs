@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::AnyResult;
-use crate::scenario::RequestSpec;
+use crate::scenario::{PreparedRequest, RequestSpec};
 use crate::stats::{Stats, Tally, summarize};
 
 /// How long a run warms up (discarded) and then measures.
@@ -186,25 +186,23 @@ impl Connection {
 #[derive(Debug)]
 pub struct HttpWorker {
     connection: Connection,
-    spec: Arc<RequestSpec>,
+    request: Arc<PreparedRequest>,
 }
 
 impl HttpWorker {
-    /// A worker sending `spec` to `addr` (connects lazily).
-    pub fn new(addr: SocketAddr, spec: Arc<RequestSpec>) -> Self {
+    /// A worker sending `request` to `addr` (connects lazily; `request` was prepared for
+    /// that address).
+    pub fn new(addr: SocketAddr, request: Arc<PreparedRequest>) -> Self {
         Self {
             connection: Connection::new(addr),
-            spec,
+            request,
         }
     }
 }
 
 impl Worker for HttpWorker {
     async fn call(&mut self) -> Outcome {
-        match self.spec.build(self.connection.host()) {
-            Ok(request) => self.connection.exchange(request).await,
-            Err(_) => Outcome::Error,
-        }
+        self.connection.exchange(self.request.request()).await
     }
 }
 

@@ -857,8 +857,9 @@ async fn run_http(
     schedule: Schedule,
 ) -> AnyResult<Measured> {
     // Fail early on a request that cannot be built instead of counting errors.
-    sc.request
-        .build(&addr.to_string())
+    let prepared = sc
+        .request
+        .prepare(&addr.to_string())
         .map_err(|e| format!("scenario `{}` has an invalid request: {e}", sc.name))?;
     // A scenario whose requests fail would measure error handling: skip it, with the reason.
     let skip = |why: String| {
@@ -883,9 +884,9 @@ async fn run_http(
         }
         Ok(Ok(_)) => {}
     }
-    let spec = Arc::new(sc.request.clone());
+    let prepared = Arc::new(prepared);
     let workers = (0..conns)
-        .map(|_| HttpWorker::new(addr, Arc::clone(&spec)))
+        .map(|_| HttpWorker::new(addr, Arc::clone(&prepared)))
         .collect();
     let stats = loadgen::run(workers, schedule).await?;
     let row = Row {

@@ -180,8 +180,8 @@ const RESERVE_SQL: &str = "SELECT r_granted, r_used, r_limit FROM hub_reserve_qu
 
 /// Bumps the counter of a claimed slot while it is below the claim's limit (always when
 /// unlimited): one conditional upsert, no lookup (the limit travels in the claim). Parameters:
-/// `$1` account, `$2` resource, `$3` period, `$4` limit (null: unlimited). A macro so that a
-/// create statement can embed the same text as a data-modifying CTE.
+/// `$1` account, `$2` resource, `$3` period, `$4` limit (null: unlimited). Used when the
+/// counter row may not exist yet (see [`claimed_slot_update`] for the usual case).
 macro_rules! claimed_slot_upsert {
     () => {
         "INSERT INTO quota_counters AS q (account_id, resource, period, used)
@@ -191,9 +191,25 @@ macro_rules! claimed_slot_upsert {
          RETURNING q.used"
     };
 }
-pub(crate) use claimed_slot_upsert;
 
-const TAKE_CLAIMED_SLOT_SQL: &str = claimed_slot_upsert!();
+/// The usual way to take a claimed slot, once the account's counter row for the resource and
+/// period exists: a plain conditional update (same parameters as [`claimed_slot_upsert`]).
+/// Cheaper than the upsert, which first probes for the conflict and locks the row before it
+/// updates it (two tuple writes and two WAL records instead of one). No row back means the
+/// limit is reached *or* the counter row is missing; [`take_claimed_slot`] tells the two apart.
+/// A macro so that a create statement can embed the same text as a data-modifying CTE.
+macro_rules! claimed_slot_update {
+    () => {
+        "UPDATE quota_counters SET used = used + 1
+          WHERE account_id = $1 AND resource = $2 AND period = $3
+            AND ($4::bigint IS NULL OR used < $4)
+         RETURNING used"
+    };
+}
+pub(crate) use claimed_slot_update;
+
+const UPDATE_CLAIMED_SLOT_SQL: &str = claimed_slot_update!();
+const UPSERT_CLAIMED_SLOT_SQL: &str = claimed_slot_upsert!();
 
 #[derive(QueryableByName)]
 struct Used {
@@ -210,8 +226,35 @@ pub(crate) async fn take_claimed_slot(
     account: i64,
     claim: &QuotaClaim,
 ) -> Result<ReserveOutcome, diesel::result::Error> {
+    if let Some(used) = run_slot_query(conn, UPDATE_CLAIMED_SLOT_SQL, account, claim).await? {
+        return Ok(ReserveOutcome::Granted { used });
+    }
+    take_missing_or_refused_slot(conn, account, claim).await
+}
+
+/// The slow path after the plain update took nothing: the upsert creates a missing counter row
+/// (the account's first slot of this resource and period); when the row exists and is full it
+/// takes nothing either, and the answer is the refusal with the usage that filled the limit.
+pub(crate) async fn take_missing_or_refused_slot(
+    conn: &AsyncPgConnection,
+    account: i64,
+    claim: &QuotaClaim,
+) -> Result<ReserveOutcome, diesel::result::Error> {
+    match run_slot_query(conn, UPSERT_CLAIMED_SLOT_SQL, account, claim).await? {
+        Some(used) => Ok(ReserveOutcome::Granted { used }),
+        None => refused_claim(conn, account, claim).await,
+    }
+}
+
+/// Runs one of the two slot statements; `None` when it took no slot.
+async fn run_slot_query(
+    conn: &AsyncPgConnection,
+    sql: &'static str,
+    account: i64,
+    claim: &QuotaClaim,
+) -> Result<Option<i64>, diesel::result::Error> {
     let mut conn = conn;
-    let taken: Option<Used> = diesel::sql_query(TAKE_CLAIMED_SLOT_SQL)
+    let taken: Option<Used> = diesel::sql_query(sql)
         .bind::<BigInt, _>(account)
         .bind::<Text, _>(claim.resource.limit_key())
         .bind::<Text, _>(&claim.period)
@@ -219,10 +262,7 @@ pub(crate) async fn take_claimed_slot(
         .get_result(&mut conn)
         .await
         .optional()?;
-    match taken {
-        Some(taken) => Ok(ReserveOutcome::Granted { used: taken.used }),
-        None => Ok(refused_claim(conn, account, claim).await?),
-    }
+    Ok(taken.map(|t| t.used))
 }
 
 /// The refusal of `claim` (the rare path), with the usage that filled the limit.

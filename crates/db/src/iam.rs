@@ -662,6 +662,15 @@ impl IdentityStore for PgIdentityStore {
         Ok(row.map(|row| Arc::new(SessionRecord::from(row))))
     }
 
+    fn remembered(
+        &self,
+        _session: SessionId,
+        _user: UserId,
+    ) -> Option<(Arc<SessionRecord>, Arc<Principal>)> {
+        // No cache here: `CachedIdentityStore` is the one in front of this store.
+        None
+    }
+
     async fn session_for_refresh(&self, hash: &[u8]) -> Result<Option<SessionRecord>, StoreError> {
         let mut conn = self.conn().await?;
         let row = refresh_tokens::table

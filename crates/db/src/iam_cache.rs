@@ -582,6 +582,20 @@ impl IdentityStore for CachedIdentityStore {
         Ok(found)
     }
 
+    fn remembered(
+        &self,
+        session: SessionId,
+        user: UserId,
+    ) -> Option<(Arc<SessionRecord>, Arc<Principal>)> {
+        if !self.cache.usable() {
+            return None;
+        }
+        let ttl = self.cache.ttl;
+        let session = self.cache.sessions.get(&session, ttl)?;
+        let principal = self.cache.principals.get(&user, ttl)?;
+        Some((session, principal))
+    }
+
     async fn session_for_refresh(&self, hash: &[u8]) -> Result<Option<SessionRecord>, StoreError> {
         self.inner.session_for_refresh(hash).await
     }

@@ -27,7 +27,7 @@ use whatpro_inbox::{
 use whatpro_kernel::{AccountId, Limit, UserId};
 
 use crate::Pool;
-use crate::entitlements::{claimed_slot_upsert, refused_claim, take_claimed_slot};
+use crate::entitlements::{claimed_slot_update, take_claimed_slot, take_missing_or_refused_slot};
 use crate::iam::{AuditEvent, TxError, actor_columns, db_error, insert_audit, pool_error};
 use crate::schema::{chatwoot_connections, inbox_sync_runs, instance_health_events};
 
@@ -1128,16 +1128,55 @@ INSERT INTO provider_instances (account_id, id, provider_id, name, inbox_id, sea
                                 credential_keys, webhook_token_hash)
 VALUES ($1, $5, $6, $7, $8, $9, $10, $11)";
 
-/// The instance insert that first takes its quota slot (`$1`-`$4` as in the slot upsert): no
-/// slot, no row. One statement, so the quota costs the create no extra round trip.
+/// The instance insert that first takes its quota slot (`$1`-`$4` as in the slot update): no
+/// slot, no row. One statement, so the quota costs the create no extra round trip. No row
+/// also when the account has no counter row yet; the create then takes the slow path.
 const INSERT_INSTANCE_WITH_SLOT_SQL: &str = concat!(
     "WITH slot AS (",
-    claimed_slot_upsert!(),
+    claimed_slot_update!(),
     ")
 INSERT INTO provider_instances (account_id, id, provider_id, name, inbox_id, sealed_credentials,
                                 credential_keys, webhook_token_hash)
 SELECT $1, $5, $6, $7, $8, $9, $10, $11 FROM slot"
 );
+
+/// Inserts `instance`, taking the slot of `claim` in the same statement when one is given
+/// (see [`INSERT_INSTANCE_WITH_SLOT_SQL`]); the number of rows inserted.
+async fn insert_instance(
+    conn: &mut AsyncPgConnection,
+    account: i64,
+    instance: &NewInstance,
+    claim: Option<&QuotaClaim>,
+) -> Result<usize, Fail> {
+    let (sealed, keys) = match &instance.credentials {
+        Some(c) => (Some(c.sealed.as_str()), c.keys.as_slice()),
+        None => (None, &[][..]),
+    };
+    let (sql, resource, period, limit) = match claim {
+        Some(claim) => (
+            INSERT_INSTANCE_WITH_SLOT_SQL,
+            claim.resource.limit_key(),
+            claim.period.as_str(),
+            claim.limit,
+        ),
+        None => (INSERT_INSTANCE_SQL, "", "", None),
+    };
+    diesel::sql_query(sql)
+        .bind::<BigInt, _>(account)
+        .bind::<Text, _>(resource)
+        .bind::<Text, _>(period)
+        .bind::<Nullable<BigInt>, _>(limit)
+        .bind::<SqlUuid, _>(instance.id.as_uuid())
+        .bind::<SqlUuid, _>(instance.provider_id.as_uuid())
+        .bind::<Text, _>(&instance.name)
+        .bind::<Nullable<SqlUuid>, _>(instance.inbox_id.map(InboxId::as_uuid))
+        .bind::<Nullable<Text>, _>(sealed)
+        .bind::<Array<Text>, _>(keys)
+        .bind::<Bytea, _>(&instance.webhook_token_hash)
+        .execute(conn)
+        .await
+        .map_err(link_conflict)
+}
 
 const INSERT_HEALTH_SQL: &str = "
 INSERT INTO instance_health (account_id, instance_id, next_check_at) VALUES ($1, $2, $3)";
@@ -1684,42 +1723,27 @@ impl ProviderStore for PgProviderStore {
             {
                 return Err(Fail::Domain(InboxError::InboxNotFound));
             }
-            let (sealed, keys) = match &instance.credentials {
-                Some(c) => (Some(c.sealed.as_str()), c.keys.clone()),
-                None => (None, Vec::new()),
-            };
-            let (sql, resource, period, limit) = match &instance.quota {
-                Some(claim) => (
-                    INSERT_INSTANCE_WITH_SLOT_SQL,
-                    claim.resource.limit_key(),
-                    claim.period.as_str(),
-                    claim.limit,
-                ),
-                None => (INSERT_INSTANCE_SQL, "", "", None),
-            };
-            let inserted = diesel::sql_query(sql)
-                .bind::<BigInt, _>(account)
-                .bind::<Text, _>(resource)
-                .bind::<Text, _>(period)
-                .bind::<Nullable<BigInt>, _>(limit)
-                .bind::<SqlUuid, _>(instance.id.as_uuid())
-                .bind::<SqlUuid, _>(instance.provider_id.as_uuid())
-                .bind::<Text, _>(&instance.name)
-                .bind::<Nullable<SqlUuid>, _>(instance.inbox_id.map(InboxId::as_uuid))
-                .bind::<Nullable<Text>, _>(sealed)
-                .bind::<Array<Text>, _>(&keys)
-                .bind::<Bytea, _>(&instance.webhook_token_hash)
-                .execute(conn)
-                .await
-                .map_err(link_conflict)?;
-            if inserted == 0
-                && let Some(claim) = &instance.quota
-                && let ReserveOutcome::Exceeded { used, limit } =
-                    refused_claim(conn, account, claim).await?
-            {
-                return Err(Fail::Domain(InboxError::Entitlement(
-                    claim.exceeded(used, limit),
-                )));
+            match &instance.quota {
+                Some(claim) => {
+                    let with_slot =
+                        insert_instance(conn, account, instance, Some(claim)).await? == 1;
+                    if !with_slot {
+                        // No counter row yet, or the limit is reached: the upsert tells.
+                        match take_missing_or_refused_slot(conn, account, claim).await? {
+                            ReserveOutcome::Granted { .. } => {
+                                insert_instance(conn, account, instance, None).await?;
+                            }
+                            ReserveOutcome::Exceeded { used, limit } => {
+                                return Err(Fail::Domain(InboxError::Entitlement(
+                                    claim.exceeded(used, limit),
+                                )));
+                            }
+                        }
+                    }
+                }
+                None => {
+                    insert_instance(conn, account, instance, None).await?;
+                }
             }
             // The row exists: its health, first history entry, audit row and read-back go
             // in one pipelined round trip (the slot's counter row stays locked until the

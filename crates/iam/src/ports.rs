@@ -170,6 +170,17 @@ pub trait IdentityStore: Send + Sync {
     /// A session, live or not (shared, like the principal).
     async fn session(&self, id: SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError>;
 
+    /// The session and its user's principal when a cache in front of the database holds both
+    /// right now: no I/O and no future to box, so the per-request authentication tries it
+    /// first and awaits [`session`](Self::session) and [`principal`](Self::principal) only on
+    /// a miss. What it returns must be exactly what those two would return. A store without a
+    /// cache answers `None`.
+    fn remembered(
+        &self,
+        session: SessionId,
+        user: UserId,
+    ) -> Option<(Arc<SessionRecord>, Arc<Principal>)>;
+
     /// The session a refresh token belongs to (for logout with the refresh cookie alone).
     async fn session_for_refresh(&self, hash: &[u8]) -> Result<Option<SessionRecord>, StoreError>;
 

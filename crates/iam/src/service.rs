@@ -343,20 +343,21 @@ impl IamService {
     pub async fn authenticate(&self, bearer: &str) -> Result<AuthContext, IamError> {
         let now = self.clock.now();
         let claims = self.access.verify(bearer, now)?;
+        if let Some((session, principal)) = self.store.remembered(claims.session_id, claims.user_id)
+        {
+            check_session(&session, &claims, now)?;
+            return Ok(AuthContext {
+                claims,
+                session,
+                principal,
+            });
+        }
         let session = self
             .store
             .session(claims.session_id)
             .await?
             .ok_or(IamError::SessionRevoked)?;
-        if session.user_id != claims.user_id {
-            return Err(IamError::TokenInvalid);
-        }
-        if session.revoked_at.is_some() {
-            return Err(IamError::SessionRevoked);
-        }
-        if !session.is_live(now) {
-            return Err(IamError::SessionExpired);
-        }
+        check_session(&session, &claims, now)?;
         let principal = self
             .store
             .principal(claims.user_id)
@@ -523,6 +524,24 @@ impl IamService {
     pub fn now(&self) -> OffsetDateTime {
         self.clock.now()
     }
+}
+
+/// The session behind an access token must be the token's, not revoked and not expired.
+fn check_session(
+    session: &SessionRecord,
+    claims: &AccessClaims,
+    now: OffsetDateTime,
+) -> Result<(), IamError> {
+    if session.user_id != claims.user_id {
+        return Err(IamError::TokenInvalid);
+    }
+    if session.revoked_at.is_some() {
+        return Err(IamError::SessionRevoked);
+    }
+    if !session.is_live(now) {
+        return Err(IamError::SessionExpired);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -817,6 +836,65 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn authenticate_uses_what_the_cache_remembers_and_still_checks_the_session() {
+        let claims = AccessClaims {
+            user_id: UserId::new(5),
+            session_id: SessionId::from_uuid(Uuid::nil()),
+            token_id: Uuid::nil(),
+            expires_at: now() + Duration::minutes(5),
+        };
+        let cases: Vec<(SessionRecord, Option<IamError>)> = vec![
+            (session(false), None),
+            (session(true), Some(IamError::SessionRevoked)),
+            (
+                SessionRecord {
+                    absolute_expires_at: now(),
+                    ..session(false)
+                },
+                Some(IamError::SessionExpired),
+            ),
+            (
+                SessionRecord {
+                    user_id: UserId::new(6),
+                    ..session(false)
+                },
+                Some(IamError::TokenInvalid),
+            ),
+        ];
+        for (remembered, expected) in cases {
+            let mut ports = Ports::new();
+            let c = claims.clone();
+            ports
+                .access
+                .expect_verify()
+                .returning(move |_, _| Ok(c.clone()));
+            // No expectation for `session` or `principal`: a hit must not reach the database.
+            ports
+                .store
+                .expect_remembered()
+                .withf(|s, u| *s == SessionId::from_uuid(Uuid::nil()) && *u == UserId::new(5))
+                .returning(move |_, _| {
+                    Some((
+                        Arc::new(remembered.clone()),
+                        Arc::new(principal(Role::Agent)),
+                    ))
+                });
+            let result = ports
+                .service(IamSettings::default())
+                .authenticate("tok")
+                .await;
+            match expected {
+                None => {
+                    let ctx = result.unwrap();
+                    assert_eq!(ctx.claims, claims);
+                    assert_eq!(ctx.principal.user.id, UserId::new(5));
+                }
+                Some(err) => assert_eq!(result.unwrap_err(), err),
+            }
+        }
+    }
+
+    #[tokio::test]
     async fn authenticate_refuses_revoked_expired_and_foreign_sessions() {
         let claims = AccessClaims {
             user_id: UserId::new(5),
@@ -849,6 +927,7 @@ pub(crate) mod tests {
                 .access
                 .expect_verify()
                 .returning(move |_, _| Ok(c.clone()));
+            ports.store.expect_remembered().returning(|_, _| None);
             ports
                 .store
                 .expect_session()

@@ -34,13 +34,15 @@ pub async fn access_log(
     let started = Instant::now();
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let method = req.method().to_string();
-    let span = request_span(&req, &method);
+    // Matching the path against the route table again is not free (it walks the routes in
+    // order): done once, for the span and the metrics.
+    let route = req.match_pattern();
+    let route = route.as_deref().unwrap_or(UNMATCHED);
+    let span = request_span(&req, &method, route);
     let res = next.call(req).instrument(span.clone()).await?;
 
     let elapsed = started.elapsed();
     let status = res.status().as_u16();
-    let route = res.request().match_pattern();
-    let route = route.as_deref().unwrap_or(UNMATCHED);
     let (request_id, identity) = {
         let ext = res.request().extensions();
         (
@@ -81,9 +83,7 @@ pub async fn access_log(
 }
 
 /// The root span of a request, continuing the caller's trace when a `traceparent` came in.
-fn request_span(req: &ServiceRequest, method: &str) -> Span {
-    let route = req.match_pattern();
-    let route = route.as_deref().unwrap_or(UNMATCHED);
+fn request_span(req: &ServiceRequest, method: &str, route: &str) -> Span {
     let request_id = req
         .extensions()
         .get::<RequestId>()

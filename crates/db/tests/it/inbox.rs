@@ -1255,4 +1255,54 @@ async fn creates_take_their_quota_slot_in_their_own_transaction() {
         .unwrap();
     assert_eq!(used(&b).await, 1);
     assert_eq!(used(&a).await, 1);
+
+    // Once the counter row exists, a slot is taken by the plain update (the first provider
+    // created the row): the second provider fits the limit of 2, the third does not.
+    let providers_used = async || {
+        entitlements
+            .usage(&a, "2026-12")
+            .await
+            .unwrap()
+            .get(&Resource::Providers)
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(providers_used().await, 1);
+    store
+        .create_provider(
+            &a,
+            &NewProvider {
+                quota: claim(Resource::Providers),
+                ..new_provider(ProviderType::Evolution)
+            },
+            &audit(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(providers_used().await, 2);
+    let err = store
+        .create_provider(
+            &a,
+            &NewProvider {
+                quota: claim(Resource::Providers),
+                ..new_provider(ProviderType::Evolution)
+            },
+            &audit(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        InboxError::Entitlement(EntitlementError::QuotaExceeded {
+            resource: Resource::Providers,
+            limit: 2,
+            used: 2,
+        })
+    );
+    assert_eq!(providers_used().await, 2);
+    let listed = store
+        .list_providers(&a, None, Limit::clamped(Some(50)))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 2, "the refused provider is not stored");
 }
