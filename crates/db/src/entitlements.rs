@@ -19,6 +19,7 @@ use whatpro_kernel::AccountId;
 
 use crate::Pool;
 use crate::iam::{TxError, db_error, pool_error};
+use crate::reusable::reusable;
 use crate::schema::{account_entitlements, accounts, plans, quota_counters};
 
 // ---------------------------------------------------------------------------------------------
@@ -254,14 +255,16 @@ async fn run_slot_query(
     claim: &QuotaClaim,
 ) -> Result<Option<i64>, diesel::result::Error> {
     let mut conn = conn;
-    let taken: Option<Used> = diesel::sql_query(sql)
-        .bind::<BigInt, _>(account)
-        .bind::<Text, _>(claim.resource.limit_key())
-        .bind::<Text, _>(&claim.period)
-        .bind::<Nullable<BigInt>, _>(claim.limit)
-        .get_result(&mut conn)
-        .await
-        .optional()?;
+    let taken: Option<Used> = reusable(
+        diesel::sql_query(sql)
+            .bind::<BigInt, _>(account)
+            .bind::<Text, _>(claim.resource.limit_key())
+            .bind::<Text, _>(&claim.period)
+            .bind::<Nullable<BigInt>, _>(claim.limit),
+    )
+    .get_result(&mut conn)
+    .await
+    .optional()?;
     Ok(taken.map(|t| t.used))
 }
 

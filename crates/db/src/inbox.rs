@@ -29,6 +29,7 @@ use whatpro_kernel::{AccountId, Limit, UserId};
 use crate::Pool;
 use crate::entitlements::{claimed_slot_update, take_claimed_slot, take_missing_or_refused_slot};
 use crate::iam::{AuditEvent, TxError, actor_columns, db_error, insert_audit, pool_error};
+use crate::reusable::reusable;
 use crate::schema::{chatwoot_connections, inbox_sync_runs, instance_health_events};
 
 /// The unique index allowing one live instance per inbox.
@@ -1027,13 +1028,15 @@ async fn load_instance(
     id: InstanceId,
 ) -> Result<Option<ProviderInstance>, TxError> {
     let mut conn = conn;
-    let row: Option<InstanceRow> = diesel::sql_query(INSTANCE_SQL)
-        .bind::<BigInt, _>(account)
-        .bind::<SqlUuid, _>(provider.as_uuid())
-        .bind::<SqlUuid, _>(id.as_uuid())
-        .get_result(&mut conn)
-        .await
-        .optional()?;
+    let row: Option<InstanceRow> = reusable(
+        diesel::sql_query(INSTANCE_SQL)
+            .bind::<BigInt, _>(account)
+            .bind::<SqlUuid, _>(provider.as_uuid())
+            .bind::<SqlUuid, _>(id.as_uuid()),
+    )
+    .get_result(&mut conn)
+    .await
+    .optional()?;
     row.map(InstanceRow::into_instance).transpose()
 }
 
@@ -1055,12 +1058,14 @@ async fn lock_live_provider(
     account: i64,
     provider: ProviderId,
 ) -> Result<bool, DieselError> {
-    let found: Option<Flag> = diesel::sql_query(LOCK_LIVE_PROVIDER_SQL)
-        .bind::<BigInt, _>(account)
-        .bind::<SqlUuid, _>(provider.as_uuid())
-        .get_result(conn)
-        .await
-        .optional()?;
+    let found: Option<Flag> = reusable(
+        diesel::sql_query(LOCK_LIVE_PROVIDER_SQL)
+            .bind::<BigInt, _>(account)
+            .bind::<SqlUuid, _>(provider.as_uuid()),
+    )
+    .get_result(conn)
+    .await
+    .optional()?;
     Ok(found.is_some())
 }
 
@@ -1161,21 +1166,23 @@ async fn insert_instance(
         ),
         None => (INSERT_INSTANCE_SQL, "", "", None),
     };
-    diesel::sql_query(sql)
-        .bind::<BigInt, _>(account)
-        .bind::<Text, _>(resource)
-        .bind::<Text, _>(period)
-        .bind::<Nullable<BigInt>, _>(limit)
-        .bind::<SqlUuid, _>(instance.id.as_uuid())
-        .bind::<SqlUuid, _>(instance.provider_id.as_uuid())
-        .bind::<Text, _>(&instance.name)
-        .bind::<Nullable<SqlUuid>, _>(instance.inbox_id.map(InboxId::as_uuid))
-        .bind::<Nullable<Text>, _>(sealed)
-        .bind::<Array<Text>, _>(keys)
-        .bind::<Bytea, _>(&instance.webhook_token_hash)
-        .execute(conn)
-        .await
-        .map_err(link_conflict)
+    reusable(
+        diesel::sql_query(sql)
+            .bind::<BigInt, _>(account)
+            .bind::<Text, _>(resource)
+            .bind::<Text, _>(period)
+            .bind::<Nullable<BigInt>, _>(limit)
+            .bind::<SqlUuid, _>(instance.id.as_uuid())
+            .bind::<SqlUuid, _>(instance.provider_id.as_uuid())
+            .bind::<Text, _>(&instance.name)
+            .bind::<Nullable<SqlUuid>, _>(instance.inbox_id.map(InboxId::as_uuid))
+            .bind::<Nullable<Text>, _>(sealed)
+            .bind::<Array<Text>, _>(keys)
+            .bind::<Bytea, _>(&instance.webhook_token_hash),
+    )
+    .execute(conn)
+    .await
+    .map_err(link_conflict)
 }
 
 const INSERT_HEALTH_SQL: &str = "
@@ -1751,12 +1758,14 @@ impl ProviderStore for PgProviderStore {
             let shared: &AsyncPgConnection = conn;
             let health = async {
                 let mut conn = shared;
-                diesel::sql_query(INSERT_HEALTH_SQL)
-                    .bind::<BigInt, _>(account)
-                    .bind::<SqlUuid, _>(instance.id.as_uuid())
-                    .bind::<Timestamptz, _>(instance.first_check_at)
-                    .execute(&mut conn)
-                    .await
+                reusable(
+                    diesel::sql_query(INSERT_HEALTH_SQL)
+                        .bind::<BigInt, _>(account)
+                        .bind::<SqlUuid, _>(instance.id.as_uuid())
+                        .bind::<Timestamptz, _>(instance.first_check_at),
+                )
+                .execute(&mut conn)
+                .await
             };
             let entry = HistoryEntry {
                 account,

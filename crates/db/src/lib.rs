@@ -17,6 +17,7 @@ mod iam_cache;
 mod inbox;
 mod platform;
 mod pool;
+mod reusable;
 mod schema;
 mod schema_dump;
 mod tenancy;

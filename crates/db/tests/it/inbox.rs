@@ -1306,3 +1306,87 @@ async fn creates_take_their_quota_slot_in_their_own_transaction() {
         .unwrap();
     assert_eq!(listed.items.len(), 2, "the refused provider is not stored");
 }
+
+#[tokio::test]
+async fn instance_creates_prepare_their_statements_once_per_connection() {
+    use diesel::QueryableByName;
+    use diesel::sql_types::Text;
+    use diesel_async::RunQueryDsl;
+    use whatpro_db::{PoolSettings, build_pool};
+    use whatpro_entitlements::{QuotaClaim, Resource};
+
+    #[derive(QueryableByName)]
+    struct Statement {
+        #[diesel(sql_type = Text)]
+        statement: String,
+    }
+
+    let fx = Fixture::new().await;
+    two_accounts(&fx).await;
+    // One connection: every create runs on it, so its prepared statements can be read back.
+    let settings = PoolSettings {
+        max_size: 1,
+        ..PoolSettings::default()
+    };
+    let pool = build_pool(fx.db.url(), &settings).unwrap();
+    let store = PgProviderStore::new(pool.clone());
+    let a = admin_scope(1, 5);
+    let provider = store
+        .create_provider(&a, &new_provider(ProviderType::Evolution), &audit())
+        .await
+        .unwrap();
+    // The first create takes the slow path (no counter row yet), the later ones the usual one.
+    for _ in 0..3 {
+        store
+            .create_instance(
+                &a,
+                &NewInstance {
+                    quota: Some(QuotaClaim {
+                        resource: Resource::Instances,
+                        period: String::new(),
+                        limit: Some(10),
+                    }),
+                    ..new_instance(provider.id, None, now())
+                },
+                &audit(),
+            )
+            .await
+            .unwrap();
+    }
+
+    let mut conn = pool.get().await.unwrap();
+    let prepared: Vec<String> = diesel::sql_query("SELECT statement FROM pg_prepared_statements")
+        .load::<Statement>(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.statement)
+        .collect();
+    let count = |needles: &[&str]| {
+        prepared
+            .iter()
+            .filter(|s| needles.iter().all(|n| s.contains(n)))
+            .count()
+    };
+    // Each text is prepared once and reused (a statement diesel does not cache would run as
+    // the unnamed statement and not be listed at all).
+    assert_eq!(
+        count(&["WITH slot AS", "INSERT INTO provider_instances"]),
+        1
+    );
+    assert_eq!(count(&["INSERT INTO quota_counters", "ON CONFLICT"]), 1);
+    assert_eq!(count(&["INSERT INTO instance_health ("]), 1);
+    assert_eq!(count(&["FROM providers", "FOR SHARE"]), 1);
+    assert_eq!(count(&["AND i.id = $3"]), 1);
+    let plain_insert = prepared
+        .iter()
+        .filter(|s| s.contains("INSERT INTO provider_instances") && !s.contains("WITH slot"))
+        .count();
+    assert_eq!(plain_insert, 1, "the slow path's plain insert");
+    drop(conn);
+    let listed = store
+        .list_instances(&a, provider.id, None, Limit::clamped(Some(50)))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 3);
+}
