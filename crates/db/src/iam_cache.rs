@@ -587,13 +587,7 @@ impl IdentityStore for CachedIdentityStore {
         session: SessionId,
         user: UserId,
     ) -> Option<(Arc<SessionRecord>, Arc<Principal>)> {
-        if !self.cache.usable() {
-            return None;
-        }
-        let ttl = self.cache.ttl;
-        let session = self.cache.sessions.get(&session, ttl)?;
-        let principal = self.cache.principals.get(&user, ttl)?;
-        Some((session, principal))
+        Some((self.cached_session(session)?, self.cached_principal(user)?))
     }
 
     async fn session_for_refresh(&self, hash: &[u8]) -> Result<Option<SessionRecord>, StoreError> {

@@ -1730,27 +1730,20 @@ impl ProviderStore for PgProviderStore {
             {
                 return Err(Fail::Domain(InboxError::InboxNotFound));
             }
-            match &instance.quota {
-                Some(claim) => {
-                    let with_slot =
-                        insert_instance(conn, account, instance, Some(claim)).await? == 1;
-                    if !with_slot {
-                        // No counter row yet, or the limit is reached: the upsert tells.
-                        match take_missing_or_refused_slot(conn, account, claim).await? {
-                            ReserveOutcome::Granted { .. } => {
-                                insert_instance(conn, account, instance, None).await?;
-                            }
-                            ReserveOutcome::Exceeded { used, limit } => {
-                                return Err(Fail::Domain(InboxError::Entitlement(
-                                    claim.exceeded(used, limit),
-                                )));
-                            }
-                        }
-                    }
+            let claim = instance.quota.as_ref();
+            // Only the insert with a slot can insert nothing: no counter row yet, or the limit
+            // is reached. The upsert tells the two apart.
+            if insert_instance(conn, account, instance, claim).await? == 0
+                && let Some(claim) = claim
+            {
+                if let ReserveOutcome::Exceeded { used, limit } =
+                    take_missing_or_refused_slot(conn, account, claim).await?
+                {
+                    return Err(Fail::Domain(InboxError::Entitlement(
+                        claim.exceeded(used, limit),
+                    )));
                 }
-                None => {
-                    insert_instance(conn, account, instance, None).await?;
-                }
+                insert_instance(conn, account, instance, None).await?;
             }
             // The row exists: its health, first history entry, audit row and read-back go
             // in one pipelined round trip (the slot's counter row stays locked until the

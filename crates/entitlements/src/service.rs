@@ -550,13 +550,18 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn claims_fail_closed_when_the_store_fails() {
+    /// A service whose store cannot be reached.
+    fn over_a_failing_store() -> EntitlementsService {
         let mut store = MockEntitlementStore::new();
         store
             .expect_account()
             .returning(|_| Err(StoreError::Unavailable("down".to_owned())));
-        let service = EntitlementsService::new(Arc::new(store), clock());
+        EntitlementsService::new(Arc::new(store), clock())
+    }
+
+    #[tokio::test]
+    async fn claims_fail_closed_when_the_store_fails() {
+        let service = over_a_failing_store();
         let err = service
             .claim(&scope(), Resource::Instances)
             .await
@@ -590,11 +595,7 @@ mod tests {
 
     #[tokio::test]
     async fn feature_checks_fail_closed_when_the_store_fails() {
-        let mut store = MockEntitlementStore::new();
-        store
-            .expect_account()
-            .returning(|_| Err(StoreError::Unavailable("down".to_owned())));
-        let service = EntitlementsService::new(Arc::new(store), clock());
+        let service = over_a_failing_store();
         let err = service
             .require_feature(&scope(), Feature::Providers)
             .await

@@ -835,14 +835,19 @@ pub(crate) mod tests {
         assert_eq!(result.refresh_token, "b".repeat(64));
     }
 
-    #[tokio::test]
-    async fn authenticate_uses_what_the_cache_remembers_and_still_checks_the_session() {
-        let claims = AccessClaims {
+    /// The claims of a live access token of user 5 for the nil session.
+    fn live_claims() -> AccessClaims {
+        AccessClaims {
             user_id: UserId::new(5),
             session_id: SessionId::from_uuid(Uuid::nil()),
             token_id: Uuid::nil(),
             expires_at: now() + Duration::minutes(5),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn authenticate_uses_what_the_cache_remembers_and_still_checks_the_session() {
+        let claims = live_claims();
         let cases: Vec<(SessionRecord, Option<IamError>)> = vec![
             (session(false), None),
             (session(true), Some(IamError::SessionRevoked)),
@@ -896,12 +901,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn authenticate_refuses_revoked_expired_and_foreign_sessions() {
-        let claims = AccessClaims {
-            user_id: UserId::new(5),
-            session_id: SessionId::from_uuid(Uuid::nil()),
-            token_id: Uuid::nil(),
-            expires_at: now() + Duration::minutes(5),
-        };
+        let claims = live_claims();
         let cases: Vec<(Option<SessionRecord>, IamError)> = vec![
             (None, IamError::SessionRevoked),
             (Some(session(true)), IamError::SessionRevoked),

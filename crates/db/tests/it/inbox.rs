@@ -1149,27 +1149,29 @@ async fn creates_take_their_quota_slot_in_their_own_transaction() {
             },
         })
     };
-    let used = async |scope| {
+    let used = async |scope, resource| {
         entitlements
             .usage(scope, "2026-12")
             .await
             .unwrap()
-            .get(&Resource::Instances)
+            .get(&resource)
             .copied()
             .unwrap_or(0)
     };
+    let create_claimed_provider = async || {
+        store
+            .create_provider(
+                &a,
+                &NewProvider {
+                    quota: claim(Resource::Providers),
+                    ..new_provider(ProviderType::Evolution)
+                },
+                &audit(),
+            )
+            .await
+    };
 
-    let provider = store
-        .create_provider(
-            &a,
-            &NewProvider {
-                quota: claim(Resource::Providers),
-                ..new_provider(ProviderType::Evolution)
-            },
-            &audit(),
-        )
-        .await
-        .unwrap();
+    let provider = create_claimed_provider().await.unwrap();
     // A create that fails keeps no slot: the slot is taken in its rolled-back transaction.
     let missing_inbox = InboxId::from_uuid(Uuid::now_v7());
     let failed = store
@@ -1184,7 +1186,7 @@ async fn creates_take_their_quota_slot_in_their_own_transaction() {
         .await
         .unwrap_err();
     assert_eq!(failed, InboxError::InboxNotFound);
-    assert_eq!(used(&a).await, 0);
+    assert_eq!(used(&a, Resource::Instances).await, 0);
 
     let first = store
         .create_instance(
@@ -1197,7 +1199,7 @@ async fn creates_take_their_quota_slot_in_their_own_transaction() {
         )
         .await
         .unwrap();
-    assert_eq!(used(&a).await, 1);
+    assert_eq!(used(&a, Resource::Instances).await, 1);
 
     // The second instance finds no slot left: refused with the limit, and nothing is stored.
     let refused = new_instance(provider.id, None, now());
@@ -1235,7 +1237,7 @@ async fn creates_take_their_quota_slot_in_their_own_transaction() {
         .filter(|e| e.action == "provider_instance.created")
         .count();
     assert_eq!(created_rows, 1, "the refused create left no audit row");
-    assert_eq!(used(&a).await, 1);
+    assert_eq!(used(&a, Resource::Instances).await, 1);
 
     // Account B has its own counter (trial: 3 instances).
     let b_provider = store
@@ -1253,44 +1255,15 @@ async fn creates_take_their_quota_slot_in_their_own_transaction() {
         )
         .await
         .unwrap();
-    assert_eq!(used(&b).await, 1);
-    assert_eq!(used(&a).await, 1);
+    assert_eq!(used(&b, Resource::Instances).await, 1);
+    assert_eq!(used(&a, Resource::Instances).await, 1);
 
     // Once the counter row exists, a slot is taken by the plain update (the first provider
     // created the row): the second provider fits the limit of 2, the third does not.
-    let providers_used = async || {
-        entitlements
-            .usage(&a, "2026-12")
-            .await
-            .unwrap()
-            .get(&Resource::Providers)
-            .copied()
-            .unwrap_or(0)
-    };
-    assert_eq!(providers_used().await, 1);
-    store
-        .create_provider(
-            &a,
-            &NewProvider {
-                quota: claim(Resource::Providers),
-                ..new_provider(ProviderType::Evolution)
-            },
-            &audit(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(providers_used().await, 2);
-    let err = store
-        .create_provider(
-            &a,
-            &NewProvider {
-                quota: claim(Resource::Providers),
-                ..new_provider(ProviderType::Evolution)
-            },
-            &audit(),
-        )
-        .await
-        .unwrap_err();
+    assert_eq!(used(&a, Resource::Providers).await, 1);
+    create_claimed_provider().await.unwrap();
+    assert_eq!(used(&a, Resource::Providers).await, 2);
+    let err = create_claimed_provider().await.unwrap_err();
     assert_eq!(
         err,
         InboxError::Entitlement(EntitlementError::QuotaExceeded {
@@ -1299,7 +1272,7 @@ async fn creates_take_their_quota_slot_in_their_own_transaction() {
             used: 2,
         })
     );
-    assert_eq!(providers_used().await, 2);
+    assert_eq!(used(&a, Resource::Providers).await, 2);
     let listed = store
         .list_providers(&a, None, Limit::clamped(Some(50)))
         .await
